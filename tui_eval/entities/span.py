@@ -332,11 +332,11 @@ class Span:
             parent_raw = data.get("parent_span_id", data.get("parent_id"))
             parent_id = ids.normalize_span_id(parent_raw)
             raw_trace_id = data.get("trace_id")
-            otel_b64 = None
+            otel_hex = otel_b64 = None
             if isinstance(raw_trace_id, str) and raw_trace_id and not raw_trace_id.startswith(ids.TRACE_ID_PREFIX):
                 otel_hex = ids.normalize_span_id(raw_trace_id, nbytes=16)
                 otel_b64 = ids.hex_to_base64(otel_hex)
-            resolved_trace_id = _resolve_trace_id(attributes, trace_id, raw_trace_id, data.get("name"))
+            resolved_trace_id = _resolve_trace_id(attributes, trace_id, raw_trace_id, data.get("name"), otel_hex)
             events = [SpanEvent.from_dict(event) for event in data.get("events") or []]
             status = data.get("status")
             if isinstance(status, str):
