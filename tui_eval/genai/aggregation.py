@@ -119,11 +119,17 @@ def compute_counts(
     ``n_none``; ``score_items`` fills such a mapping when asked to.
     """
     _, counts = collect_values(feedbacks)
-    for name, number in (none_counts or {}).items():
+    if none_counts:
+        add_none_counts(counts, none_counts)
+    return counts
+
+
+def add_none_counts(counts: dict[str, dict[str, int]], none_counts: Mapping[str, int]) -> None:
+    """Add the cells where a scorer returned None to ``n_none`` of ``counts``, in place."""
+    for name, number in none_counts.items():
         if number:
             bucket = counts.setdefault(name, dict.fromkeys(COUNT_KEYS, 0))
             bucket["n_none"] += number
-    return counts
 
 
 def compute_metrics(scorers: Sequence[Scorer], feedbacks: Iterable[Any]) -> dict[str, float]:

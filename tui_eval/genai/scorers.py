@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import enum
 import functools
 import inspect
@@ -339,8 +340,10 @@ def run_awaitable(awaitable: Any) -> Any:
     # Called outside the except block, so a scorer's error is not chained to the RuntimeError.
     if running_loop is None:
         return asyncio.run(wait_for_it())
+    # The helper thread runs in a copy of this context, so tracing spans and the active run carry over.
+    context = contextvars.copy_context()
     with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="tui_eval-await") as pool:
-        return pool.submit(asyncio.run, wait_for_it()).result()
+        return pool.submit(context.run, asyncio.run, wait_for_it()).result()
 
 
 def is_unnamed(feedback: Feedback) -> bool:
