@@ -173,6 +173,10 @@ class _HTTPServer(ThreadingHTTPServer):
             self._open.discard(request)
         super().shutdown_request(request)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Log a failed request instead of printing its traceback to stderr."""
+        logger.debug("Request from %s failed", client_address, exc_info=True)
+
     def close_open_connections(self) -> None:
         """Shut down keep-alive connections, whose handler threads would otherwise keep serving."""
         with self._open_lock:
