@@ -271,7 +271,8 @@ def test_sequential_roots_are_separate_traces():
     f(2)
     second = tracing.get_last_active_trace_id()
     assert first != second
-    assert first.startswith("tr-") and len(first) == 35
+    assert first.startswith("tr-")
+    assert len(first) == 35
 
 
 def test_current_active_span_inside_and_outside():
@@ -834,3 +835,21 @@ def test_span_ids_are_unique_hex():
     ids = {span.span_id for span in spans}
     assert len(ids) == 201
     assert all(len(span_id) == 16 and int(span_id, 16) for span_id in ids)
+
+
+def test_ids_whose_base64_starts_with_0x_are_redrawn(monkeypatch):
+    # Base64 "0x..." ids are misread as hex by the span dict reader, so tracing never makes one.
+    bad_span = 0b110100_110001 << 52
+    bad_trace = 0b110100_010111 << 116
+    draws = iter([0, bad_span, 7, bad_trace, 9])
+    monkeypatch.setattr(recorder, "_getrandbits", lambda bits: next(draws))
+    assert recorder._new_span_id() == "%016x" % 7
+    assert recorder._new_trace_id() == "tr-" + "%032x" % 9
+
+
+def test_package_reexports_tracing_api():
+    import tui_eval
+
+    for name in tui_eval._TRACING_NAMES:
+        assert getattr(tui_eval, name) is getattr(tracing, name), name
+    assert set(tui_eval._TRACING_NAMES) <= set(dir(tui_eval))

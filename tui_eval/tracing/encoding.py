@@ -1,8 +1,9 @@
 """JSON encoding of arbitrary Python values for span inputs, outputs and attributes.
 
-Tracing records whatever an application passes around, so encoding must never raise into
-user code. `dump_value` returns JSON text and `to_jsonable` the equivalent JSON-compatible
-Python value; both follow the same rules:
+Tracing records whatever an application passes around, so encoding must not raise into user
+code: an exception from a user `__repr__`, `model_dump` or property is caught and the value
+is written as text instead. `dump_value` returns JSON text and `to_jsonable` the equivalent
+JSON-compatible Python value. Both follow the same rules:
 
 - str, int, float, bool, None, list and dict stay as they are; tuples become lists.
 - NaN and infinities stay as the JSON extensions `NaN`, `Infinity` and `-Infinity`, as
@@ -70,7 +71,8 @@ def _default(value: Any) -> Any:
 
 # One C encoder for the whole process, built once because building it costs about as much as
 # encoding a small dict. It runs without circular-reference markers, so it keeps no state
-# between calls and threads can share it; a cycle ends in RecursionError and the slow path.
+# between calls and threads can share it. A cycle then ends in RecursionError, and the slow
+# path takes over.
 _c_encoder = json.encoder.c_make_encoder
 if _c_encoder is not None:
     _iterencode = _c_encoder(
@@ -84,7 +86,7 @@ _encode_str = json.encoder.encode_basestring
 
 
 def dump_value(value: Any) -> str:
-    """Return `value` as JSON text, following the module's rules; never raises."""
+    """Return `value` as JSON text, following the module's rules; any Exception inside is caught."""
     value_type = type(value)
     if value_type is str:
         return clean_text(_encode_str(value))
@@ -100,7 +102,7 @@ def dump_value(value: Any) -> str:
         text = "".join(_iterencode(value, 0))
     except Exception:  # noqa: BLE001 - see below
         # Dict keys JSON cannot hold, a circular reference or very deep nesting make the C
-        # encoder raise TypeError, ValueError or RecursionError; the slow path handles each.
+        # encoder raise TypeError, ValueError or RecursionError. The slow path handles each.
         text = _dump_converted(value)
     return clean_text(text)
 
@@ -124,7 +126,7 @@ def _dump_converted(value: Any) -> str:
 
 
 def to_jsonable(value: Any) -> Any:
-    """Return a JSON-compatible copy of `value`, following the module's rules; never raises.
+    """Return a JSON-compatible copy of `value`, following the module's rules; any Exception inside is caught.
 
     Strings in the result are cleaned with `clean_text`.
     """
@@ -173,8 +175,8 @@ def _to_jsonable(value: Any, depth: int, active: set[int]) -> Any:
     converted = _convert_or_text(value)
     if type(converted) is str:
         return clean_text(converted)
-    # The converted form may hold further values to convert; it is new, so it never closes
-    # a cycle by itself, but the source object is kept active while its parts are converted.
+    # The converted form may contain further values to convert. The source object stays
+    # marked active while they are converted, so a part that leads back to it is a cycle.
     source_id = id(value)
     if source_id in active:
         return CIRCULAR_MARKER

@@ -1,8 +1,8 @@
 """The public tracing API, named and shaped like MLflow 3's `mlflow.trace`, `mlflow.start_span`, ...
 
-Tracing never raises into the traced code: a value that cannot be encoded is recorded as
+Tracing does not raise into the traced code: a value that cannot be encoded is recorded as
 text, a failing store write is logged, and a span that cannot be started leaves the
-function to run untraced. Errors in the arguments of these functions (an unknown state, an
+function to run untraced. The traced code's own exceptions propagate unchanged. Errors in the arguments of these functions (an unknown state, an
 unsupported tracking URI) do raise, as `InvalidParameterError`.
 """
 
@@ -51,7 +51,7 @@ CHUNK_EVENT_PREFIX = "mlflow.chunk.item."
 class _InputBinder:
     """Turns a call's arguments into the span inputs: parameter name to value, defaults applied.
 
-    A first parameter named ``self`` is dropped, and so is ``cls`` when it holds a class.
+    A first parameter named ``self`` is dropped, and so is ``cls`` when its value is a class.
     ``*args`` appear as a tuple under their name and ``**kwargs`` as a dict under theirs.
     The common case (no ``*args``/``**kwargs``, a valid call) skips `Signature.bind`.
     """
@@ -590,9 +590,9 @@ def search_traces(
     """Search the active store's traces; return MLflow's DataFrame (``"pandas"``) or a list of Trace.
 
     With no `experiment_ids`, the experiment chosen with `set_experiment` is searched, or
-    every experiment when none was chosen (MLflow searches its Default experiment then;
-    a tui_eval store usually belongs to one project). Newest traces come first unless
-    `order_by` says otherwise.
+    every experiment when none was chosen. MLflow searches its Default experiment in that
+    case, but a tui_eval store usually belongs to one project. Newest traces come first
+    unless `order_by` says otherwise.
     """
     if return_type not in ("pandas", "list"):
         raise InvalidParameterError(f"invalid return_type {return_type!r}: expected 'pandas' or 'list'")

@@ -1,8 +1,9 @@
 """Span bookkeeping: the active span, the traces in progress, and the trace built when a root ends.
 
 The active span lives in a context variable, so nesting follows the code that runs: a
-span started inside another is its child, also in asyncio tasks (they copy the context
-when created) and in threads whose callable runs through `contextvars.copy_context().run`.
+span started inside another is its child. That holds in asyncio tasks, which copy the
+context when created, and in threads whose callable runs through
+`contextvars.copy_context().run`.
 
 A root span opens a trace: the store gets an IN_PROGRESS row at once, so a process that
 dies mid-trace leaves a visible trace behind. When the root ends, the whole trace (spans,
@@ -45,8 +46,8 @@ logger = logging.getLogger(__name__)
 
 _getrandbits = random.getrandbits
 
-# Finished traces kept in memory, newest last, so that `get_trace` still answers when the
-# store could not be written.
+# Finished traces kept in memory, newest last, so that `get_trace` still finds a trace the
+# store could not take.
 RECENT_TRACES_KEPT = 128
 # At most one warning about failing store writes per this many seconds; the rest go to debug.
 STORE_WARNING_INTERVAL_S = 10.0
@@ -70,10 +71,10 @@ class TracedSpan(LiveSpan):
         self.name = name
         self.start_time_ns = time.time_ns()
         self.end_time_ns = None
-        self.status = SpanStatus()
+        self.status = _UNSET_STATUS
         self._attributes = {
             SpanAttributeKey.REQUEST_ID: record.trace_id_json if record is not None else '""',
-            SpanAttributeKey.SPAN_TYPE: dump_value(span_type),
+            SpanAttributeKey.SPAN_TYPE: _SPAN_TYPE_JSON.get(span_type) or dump_value(span_type),
         }
         self.events = []
         self._extra = {"links": []}
@@ -83,16 +84,45 @@ class TracedSpan(LiveSpan):
         self._record = record
 
 
-def _new_span_id() -> str:
-    """Return 16 random hex digits, never all zero (OpenTelemetry reserves the zero id).
+# Shared by every new span: a status is replaced, never changed in place (LiveSpan.set_status
+# and LiveSpan.end assign a new SpanStatus).
+_UNSET_STATUS = SpanStatus()
+_SPAN_TYPE_JSON = {
+    value: dump_value(value) for name, value in vars(SpanType).items() if not name.startswith("_")
+}
 
-    `random` is reseeded in a forked child, so parent and child never repeat ids; the ids
-    need to be unique, not unpredictable.
-    """
+
+def _new_span_id() -> str:
+    """Return 16 random hex digits for a span id (see `_draw_id` for the values avoided)."""
+    # `_draw_id(64)` inlined: this runs once per span.
     value = _getrandbits(64)
-    while not value:
+    while not value or (value >> 52) in _BASE64_0X_PREFIXES:
         value = _getrandbits(64)
     return "%016x" % value
+
+
+def _new_trace_id() -> str:
+    return ids.TRACE_ID_PREFIX + "%032x" % _draw_id(128)
+
+
+# The top 12 bits of an id whose base64 form starts with "0x" or "0X" ("0" is base64 digit
+# 52, "x" 49 and "X" 23).
+_BASE64_0X_PREFIXES = frozenset({52 << 6 | 49, 52 << 6 | 23})
+
+
+def _draw_id(bits: int) -> int:
+    """Return a random id of `bits` bits, never zero and never one whose base64 starts with "0x".
+
+    OpenTelemetry reserves the zero id. NOTE: ids.normalize_span_id reads a base64 id that
+    starts with "0x" as hex. That corrupts about one id in 4096 on a store round trip, so
+    such ids are drawn again until the reader is fixed. `random` is reseeded in a forked
+    child, so parent and child never repeat ids (ids must be unique, not unpredictable).
+    """
+    shift = bits - 12
+    while True:
+        value = _getrandbits(bits)
+        if value and (value >> shift) not in _BASE64_0X_PREFIXES:
+            return value
 
 
 class NoOpSpan:
@@ -219,7 +249,7 @@ def begin_span(name: str, span_type: str = SpanType.UNKNOWN) -> TracedSpan:
 
 
 def _begin_root(name: str, span_type: str) -> TracedSpan:
-    trace_id = ids.new_trace_id()
+    trace_id = _new_trace_id()
     run_id = provider.get_active_run_id()
     experiment_id = _experiment_id()
     record = TraceRecord(trace_id, experiment_id, run_id)
@@ -305,7 +335,7 @@ def exception_event(exception: BaseException) -> tuple[SpanEvent, str]:
 
 
 def record_exception(span: LiveSpan, exception: BaseException) -> None:
-    """Add an exception event and an ERROR status to `span`; never raises."""
+    """Add an exception event and an ERROR status to `span`, even when `str(exception)` raises."""
     event, description = exception_event(exception)
     span.add_event(event)
     span.set_status(SpanStatus(SpanStatusCode.ERROR, description))
@@ -476,26 +506,25 @@ def clear() -> None:
         _recent.clear()
         _last_trace_id = None
     _thread_state.__dict__.clear()
+    with _failure_lock:
+        _failure_log.clear()
 
 
 # --- store failures -----------------------------------------------------------------------
 
 _failure_lock = threading.Lock()
-_last_failure_warning = 0.0
-_suppressed_failures = 0
+# Per store location: when the last warning was logged, and how many failures went to debug since.
+_failure_log: dict[str, tuple[float, int]] = {}
 
 
 def _report_store_failure(action: str, trace_id: str | None, exc: BaseException) -> None:
-    """Log a failed store call: a warning at most every `STORE_WARNING_INTERVAL_S`, debug otherwise."""
-    global _last_failure_warning, _suppressed_failures
+    """Log a failed store call: per store, a warning at most every `STORE_WARNING_INTERVAL_S`, debug otherwise."""
+    location = _store_location()
     now = time.monotonic()
     with _failure_lock:
-        due = now - _last_failure_warning >= STORE_WARNING_INTERVAL_S
-        if due:
-            suppressed, _suppressed_failures = _suppressed_failures, 0
-            _last_failure_warning = now
-        else:
-            _suppressed_failures += 1
+        last_warning, suppressed = _failure_log.get(location, (-STORE_WARNING_INTERVAL_S, 0))
+        due = now - last_warning >= STORE_WARNING_INTERVAL_S
+        _failure_log[location] = (now, 0) if due else (last_warning, suppressed + 1)
     where = f" {trace_id}" if trace_id else ""
     if due:
         extra = f" ({suppressed} similar failures not shown)" if suppressed else ""
@@ -504,7 +533,7 @@ def _report_store_failure(action: str, trace_id: str | None, exc: BaseException)
             "(set_tracking_uri or TUI_EVAL_STORE).",
             action,
             where,
-            _store_location(),
+            location,
             exc,
             extra,
             exc_info=exc,

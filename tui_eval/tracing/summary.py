@@ -38,9 +38,9 @@ def preview(raw: str | None, role: str) -> str | None:
     """Return the preview of a root span's stored inputs or outputs.
 
     For a chat-shaped payload (OpenAI chat request or response, Responses API input or
-    output) it is the text of the last message with `role` (or of the last message when
-    none has that role); otherwise the stored JSON text. Cut to `PREVIEW_MAX_CHARS`; None
-    when there is nothing to show.
+    output) it is the text of the last message with `role`, or of the last message when
+    none has that role. Any other payload previews as its stored JSON text. The preview is
+    cut to `PREVIEW_MAX_CHARS`, and is None when there is nothing to show.
     """
     if not raw:
         return None
