@@ -88,6 +88,7 @@ class TuiEvalApp(App[None]):
         scorers_path: Path | str | None = None,
         session_factory: Callable[..., Any] | None = None,
         route_logging: bool = True,
+        log_clock: bool = True,
     ):
         super().__init__()
         self.store_path = Path(store_path)
@@ -95,6 +96,8 @@ class TuiEvalApp(App[None]):
         self.filter_string = filter_string
         self.scorers_path = Path(scorers_path) if scorers_path is not None else None
         self.session_factory = session_factory
+        # False drops the time from log lines, which keeps screenshots the same on every run.
+        self.log_clock = log_clock
         self.store: Any = None
         self.problem: StoreProblem | None = None
         self._log_handler: LogPaneHandler | None = LogPaneHandler(self) if route_logging else None

@@ -57,7 +57,6 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("span.bottom", "tree", "end", "G", "cursor_bottom", "Last span"),
     KeySpec("span.page_down", "tree", "pagedown", "ctrl+d", "page_down", "Page down"),
     KeySpec("span.page_up", "tree", "pageup", "ctrl+u", "page_up", "Page up"),
-    KeySpec("span.show_all", "tree", "a", "a", "show_all", "Show whole payloads"),
     # Everywhere on the main screen.
     KeySpec("app.back", "app", "escape", "h", "back", "Back (close, clear filter)"),
     KeySpec("pane.next", "app", "tab", "ctrl+w", "next_pane", "Next pane"),
@@ -76,6 +75,7 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("view.sort_reverse", "app", "S", "S", "sort_reverse", "Reverse the sort order"),
     KeySpec("scores.rescore", "app", "r", "r", "rescore", "Rescore every trace", show=True, footer="Rescore"),
     KeySpec("scorer.edit", "app", "e", "e", "edit_scorer", "Edit the scorer module in $EDITOR", show=True, footer="Edit"),
+    KeySpec("span.show_all", "app", "a", "a", "show_all", "Show or cut whole payloads of the span"),
     KeySpec("view.export", "app", "x", "w", "export", "Export the view (CSV, JSONL)"),
     KeySpec("app.help", "app", "f1", "question_mark", "help", "Help", show=True, footer="Help"),
     KeySpec("app.command_palette", "app", "ctrl+p", "colon", "command_palette", "Command palette"),

@@ -207,6 +207,9 @@ class MainScreen(Screen[None]):
         self._generation_started_at: float | None = None
         self._finished_generation: int | None = None
         self.reload_latency_ms: float | None = None
+        # The last generation whose final scores were painted (0 before any).
+        self.painted_generation = 0
+        self.last_reload_error: Any = None
         self.last_paint_at = 0.0
         self._show_all = False
 
@@ -221,7 +224,7 @@ class MainScreen(Screen[None]):
             yield DetailPane(id="detail", classes="pane")
             with Vertical(id="log", classes="pane"):
                 yield ErrorPane(id="errors")
-                yield LogPane(id="log-lines")
+                yield LogPane(id="log-lines", clock=getattr(self.app, "log_clock", True))
         yield FilterBar(placeholder="filter: text, changed, error, fail, name=false, score<0.5 (Enter applies, Esc closes)", id="filter")
         yield StatusBar(id="status")
         yield Footer()
@@ -495,6 +498,7 @@ class MainScreen(Screen[None]):
         self._compute_stats()
 
     def _on_ReloadFailed(self, event: Any) -> None:
+        self.last_reload_error = event
         self.stale = True
         self._set_error(event)
         status = self.query_one(StatusBar).status
@@ -551,10 +555,13 @@ class MainScreen(Screen[None]):
         self._dirty_all = False
         self._update_status()
         self.last_paint_at = time.perf_counter()
-        if self._finished_generation is not None and self._generation_started_at is not None:
-            self.reload_latency_ms = (self.last_paint_at - self._generation_started_at) * 1000
-            self.query_one(StatusBar).status.last_reload_ms = self.reload_latency_ms
-            self._generation_started_at = None
+        if self._finished_generation is not None:
+            self.painted_generation = self._finished_generation
+            self._finished_generation = None
+            if self._generation_started_at is not None:
+                self.reload_latency_ms = (self.last_paint_at - self._generation_started_at) * 1000
+                self.query_one(StatusBar).status.last_reload_ms = self.reload_latency_ms
+                self._generation_started_at = None
             self._update_status()
 
     def _update_status(self) -> None:
@@ -677,8 +684,7 @@ class MainScreen(Screen[None]):
         self._show_all = False
         self.query_one(SpanView).show_span(event.span, event.span_tree.trace_start_ns)
 
-    @on(SpanTree.ShowAllRequested)
-    def _show_all_requested(self) -> None:
+    def action_show_all(self) -> None:
         tree = self.query_one(SpanTree)
         view = self.query_one(SpanView)
         if tree.current_span is None:

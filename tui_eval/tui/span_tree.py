@@ -46,9 +46,6 @@ class SpanTree(ScrollView, can_focus=True):
             self.span_tree = span_tree
             self.span = span
 
-    class ShowAllRequested(Message):
-        """The user asked to see the selected span's payloads uncut."""
-
     def __init__(self, *, id: str | None = None, classes: str | None = None):
         super().__init__(id=id, classes=classes)
         self.trace: Trace | None = None
@@ -109,9 +106,6 @@ class SpanTree(ScrollView, can_focus=True):
 
     def action_page_up(self) -> None:
         self.cursor -= max(self.scrollable_content_region.height - 1, 1)
-
-    def action_show_all(self) -> None:
-        self.post_message(self.ShowAllRequested())
 
     def on_click(self, event: events.Click) -> None:
         offset = event.get_content_offset(self)
