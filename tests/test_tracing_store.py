@@ -508,3 +508,75 @@ def test_feedback_value_types_round_trip(store_path):
     found = {item.name: item.value for item in tracing.get_trace(trace_id).search_assessments(type="feedback")}
     assert found == {"flag": True, "count": 3, "ratio": 0.25, "label": "yes", "parts": [1, "a"]}
     assert isinstance(Feedback(value=1).value, int)
+
+
+# --- concurrency --------------------------------------------------------------------------
+
+
+def test_roots_in_many_threads_are_all_stored(store_path):
+    import threading
+
+    @tracing.trace
+    def step(i):
+        return i
+
+    @tracing.trace
+    def request(worker, n):
+        return [step(i) for i in range(n)]
+
+    def worker(index):
+        for _ in range(15):
+            request(index, 3)
+
+    threads = [threading.Thread(target=worker, args=(index,)) for index in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    traces = tracing.search_traces(return_type="list")
+    assert len(traces) == 90
+    assert all(len(trace.data.spans) == 4 for trace in traces)
+    assert all(trace.info.state == TraceState.OK for trace in traces)
+
+
+def test_concurrent_root_tasks_are_separate_traces(store_path):
+    import asyncio
+
+    @tracing.trace
+    async def handle(i):
+        await asyncio.sleep(0.001)
+        with tracing.start_span("inner") as span:
+            span.set_inputs(i)
+            await asyncio.sleep(0)
+        return i
+
+    async def main():
+        return await asyncio.gather(*(handle(i) for i in range(10)))
+
+    assert asyncio.run(main()) == list(range(10))
+    traces = tracing.search_traces(return_type="list")
+    assert len(traces) == 10
+    for trace in traces:
+        root, inner = trace.data.spans
+        assert inner.parent_id == root.span_id
+        assert inner.inputs == root.inputs["i"]
+
+
+def test_span_dict_has_mlflow_keys(store_path):
+    trace_id = run_root(lambda: "x")
+    span_dict = read_back(trace_id, store_path).data.spans[0].to_dict()
+    assert set(span_dict) == {
+        "trace_id",
+        "span_id",
+        "parent_span_id",
+        "name",
+        "start_time_unix_nano",
+        "end_time_unix_nano",
+        "events",
+        "status",
+        "attributes",
+        "links",
+    }
+    assert span_dict["status"] == {"code": "STATUS_CODE_OK", "message": ""}
+    assert span_dict["attributes"]["mlflow.traceRequestId"] == json.dumps(trace_id)
+    assert span_dict["attributes"]["mlflow.spanType"] == '"UNKNOWN"'
