@@ -550,6 +550,8 @@ def _compare(expression: str, comparator: str, value: FilterValue, params: list[
         placeholders = ", ".join("?" for _ in value)
         return f"{expression} {comparator} ({placeholders})"
     if comparator == "LIKE":
+        # NOTE: SQLite's GLOB and LIKE stop at a NUL character, so a pattern cannot match past
+        # a NUL in a name, tag or metadata value. Span content is JSON, where NUL is escaped.
         params.append(like_to_glob(str(value)))
         return f"{expression} GLOB ?"
     if comparator == "ILIKE":

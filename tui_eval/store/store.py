@@ -334,18 +334,45 @@ class Store:
         record = build_record(trace)
         self._write(f"write the trace {trace.info.trace_id}", lambda c: _write_records(c, [record]))
 
-    def log_traces(self, traces: Iterable[Trace]) -> int:
-        """Write many traces, ``BATCH_SIZE`` per transaction, each trace whole; return how many."""
+    def log_traces(
+        self,
+        traces: Iterable[Trace],
+        *,
+        on_error: Callable[[Trace, Exception], None] | None = None,
+        on_written: Callable[[Trace], None] | None = None,
+    ) -> int:
+        """Write many traces, ``BATCH_SIZE`` per transaction, each trace whole; return how many.
+
+        With ``on_error``, a trace that cannot be turned into rows (a broken imported trace)
+        is passed to it and skipped; without it, the error propagates and the traces of
+        earlier batches stay written. ``on_written`` is called for each trace once its batch
+        is committed.
+        """
         count = 0
-        batch: list[TraceRecord] = []
+        batch: list[tuple[Trace, TraceRecord]] = []
+
+        def flush() -> None:
+            records = [record for _, record in batch]
+            self._write("write traces", lambda c: _write_records(c, records))
+            if on_written is not None:
+                for trace, _ in batch:
+                    on_written(trace)
+
         for trace in traces:
-            batch.append(build_record(trace))
+            try:
+                record = build_record(trace)
+            except (ValueError, TypeError, KeyError, AttributeError) as error:
+                if on_error is None:
+                    raise
+                on_error(trace, error)
+                continue
+            batch.append((trace, record))
             if len(batch) >= BATCH_SIZE:
-                self._write("write traces", lambda c, records=batch: _write_records(c, records))
+                flush()
                 count += len(batch)
                 batch = []
         if batch:
-            self._write("write traces", lambda c: _write_records(c, batch))
+            flush()
             count += len(batch)
         return count
 
@@ -687,8 +714,14 @@ def _run_dict(row: tuple[Any, ...]) -> dict[str, Any]:
 
 
 def _write_records(connection: sqlite3.Connection, records: list[TraceRecord]) -> None:
-    """Replace each record's trace and child rows; assessments are merged by id."""
-    trace_ids = [(record.trace_row[0],) for record in records]
+    """Replace each record's trace and child rows; assessments are merged by id.
+
+    When a batch holds the same trace twice, the later copy wins, as separate writes would.
+    """
+    latest = {record.trace_row[0]: record for record in records}
+    if len(latest) != len(records):
+        records = list(latest.values())
+    trace_ids = [(trace_id,) for trace_id in latest]
     connection.executemany("DELETE FROM spans WHERE trace_id = ?", trace_ids)
     connection.executemany("DELETE FROM trace_tags WHERE trace_id = ?", trace_ids)
     connection.executemany("DELETE FROM trace_metadata WHERE trace_id = ?", trace_ids)
@@ -806,40 +839,35 @@ def _foreign_database_error(path: Path) -> StoreFormatError:
 
 
 def _check_existing_store(path: Path) -> None:
-    """Raise StoreFormatError unless ``path`` is a tui_eval store this version can open; never writes."""
+    """Raise StoreFormatError unless ``path`` is a tui_eval store this version can open.
+
+    Only the 100-byte database header is read: SQLite keeps the schema cookie, user_version
+    and application_id there. Opening the file through SQLite, even read-only, would create
+    ``-wal`` and ``-shm`` files beside a database that is not ours. A store whose newest
+    header is still in its WAL is checked again inside the migration transaction.
+    """
     try:
         with path.open("rb") as handle:
-            header = handle.read(len(schema.SQLITE_HEADER))
+            header = handle.read(100)
     except OSError as error:
         raise StoreError(f"cannot open the store {path}: {error.strerror or error}") from error
-    if header != schema.SQLITE_HEADER:
+    if not header.startswith(schema.SQLITE_HEADER):
         raise StoreFormatError(
-            f"cannot open the store {path}: it is not a SQLite database (it starts with {header[:8]!r}). "
+            f"cannot open the store {path}: it is not a SQLite database (it starts with {header[:16]!r}). "
             "Pass the path of a tui_eval store, or a new file name, with --store or TUI_EVAL_STORE; "
             "the file was not changed."
         )
-    try:
-        connection = connect(path, read_only=True)
-    except sqlite3.Error as error:
-        raise StoreError(f"cannot open the store {path}: {error}") from error
-    try:
-        version, application_id, has_tables = retry_on_busy(
-            lambda: (
-                connection.execute("PRAGMA user_version").fetchone()[0],
-                connection.execute("PRAGMA application_id").fetchone()[0],
-                _has_tables(connection),
-            ),
-            what="read the store's schema version",
-        )
-    except sqlite3.DatabaseError as error:
+    if len(header) < 100:
         raise StoreFormatError(
-            f"cannot open the store {path}: it is not a readable SQLite database ({error}); the file was not changed."
-        ) from error
-    finally:
-        connection.close()
+            f"cannot open the store {path}: its SQLite header is cut short ({len(header)} of 100 bytes); "
+            "the file was not changed."
+        )
+    schema_cookie = int.from_bytes(header[40:44], "big")
+    version = int.from_bytes(header[60:64], "big")
+    application_id = int.from_bytes(header[68:72], "big")
     if application_id == schema.APPLICATION_ID and version > schema.SCHEMA_VERSION:
         raise _newer_schema_error(path, version)
-    if application_id != schema.APPLICATION_ID and (has_tables or application_id != 0 or version != 0):
+    if application_id != schema.APPLICATION_ID and (schema_cookie or application_id or version):
         raise _foreign_database_error(path)
 
 
