@@ -1,0 +1,145 @@
+"""Events a workbench session publishes to its subscribers.
+
+Each event is a frozen dataclass named in the past tense for what happened. A generation
+publishes them in this order: ``GenerationStarted``, any number of ``ResultsReceived`` and
+``WorkerOutput``, then exactly one of ``GenerationFinished``, ``GenerationCancelled`` or
+``ReloadFailed``. ``FilesWatched`` comes whenever the set of watched files changes and
+``ResultsRestored`` once, when a session finds the scores a previous session stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tui_eval.entities.assessment import Feedback
+    from tui_eval.workbench.diff import GenerationDiff
+
+
+@dataclass(frozen=True)
+class FilesWatched:
+    """The files whose changes start a new generation, and the directories being watched."""
+
+    paths: tuple[Path, ...]
+    directories: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True)
+class GenerationStarted:
+    """A generation began: a fresh worker imports ``module_path`` and scores ``trace_count`` traces."""
+
+    generation: int
+    module_path: Path
+    trace_count: int
+    module_hash: str = ""
+    reason: str = "change"  # "start", "change" or "rescore"
+
+
+@dataclass(frozen=True)
+class ResultsReceived:
+    """A batch of scores of one generation.
+
+    ``results`` maps trace ids to that trace's feedback in this batch; ``done`` counts the
+    traces scored so far in the generation, out of ``total``.
+    """
+
+    generation: int
+    results: Mapping[str, list[Feedback]]
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
+class GenerationFinished:
+    """Every trace of a generation was scored.
+
+    ``metrics`` maps ``"name/aggregation"`` to a float; ``counts`` maps each assessment name to
+    ``{"n_scored", "n_nan", "n_none", "n_error", "n_other"}``. ``final`` is False when a newer
+    generation was already requested when this one finished, so its results are about to be
+    replaced. ``scorer_names`` lists the scorers the module defined (empty when it has none).
+    """
+
+    generation: int
+    metrics: dict[str, float]
+    counts: dict[str, dict[str, int]]
+    diff: GenerationDiff
+    elapsed_s: float
+    final: bool
+    scorer_names: tuple[str, ...] = ()
+    module_hash: str = ""
+    timings: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReloadFailed:
+    """The scorer module could not be loaded: a syntax error, an import error, a raise at module level.
+
+    ``path`` and ``line`` locate the error in the user's code when it could be found (``line``
+    is None otherwise); ``traceback`` is trimmed to the user's frames. The previous results
+    stay and are marked stale until a generation finishes.
+    """
+
+    generation: int
+    path: Path | None
+    line: int | None
+    message: str
+    traceback: str
+
+
+@dataclass(frozen=True)
+class WorkerOutput:
+    """One line the user's code wrote to stdout or stderr (``stream`` is "stdout" or "stderr")."""
+
+    generation: int
+    stream: str
+    line: str
+
+
+@dataclass(frozen=True)
+class GenerationCancelled:
+    """A generation was stopped before it finished, because a newer one started or the session stopped."""
+
+    generation: int
+
+
+@dataclass(frozen=True)
+class ResultsRestored:
+    """Scores a previous session wrote to the store, shown until the first generation finishes.
+
+    ``generation`` is the newest generation found among them; ``metrics`` uses the default
+    aggregation (mean), because the scorers' own aggregations are known only after an import.
+    """
+
+    generation: int
+    results: Mapping[str, list[Feedback]]
+    metrics: dict[str, float]
+    counts: dict[str, dict[str, int]]
+    module_hash: str = ""
+
+
+WorkbenchEvent = (
+    FilesWatched
+    | GenerationStarted
+    | ResultsReceived
+    | GenerationFinished
+    | ReloadFailed
+    | WorkerOutput
+    | GenerationCancelled
+    | ResultsRestored
+)
+
+__all__ = [
+    "FilesWatched",
+    "GenerationCancelled",
+    "GenerationFinished",
+    "GenerationStarted",
+    "ReloadFailed",
+    "ResultsReceived",
+    "ResultsRestored",
+    "WorkbenchEvent",
+    "WorkerOutput",
+]
+

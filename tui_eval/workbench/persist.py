@@ -1,0 +1,248 @@
+"""The workbench's traffic with the store: load a session's traces read-only, write its scores back.
+
+Scores are written as Feedback assessments whose metadata carries ``tui_eval.generation`` and
+``tui_eval.moduleHash``. Writing generation G stores G's cells, then invalidates (``valid =
+False``) the workbench feedback of the same names on those traces from any other generation,
+so ``search_traces`` and exports see exactly the latest scores. Rows invalidated by the write
+before are deleted, so the store holds at most two generations of workbench scores instead of
+one more per save.
+
+Assessment ids of a session are ``"a-" + token + generation + position`` in hex (12 + 8 + 12
+digits), which lets a later write name the rows of an earlier generation without reading them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tui_eval.entities.assessment import Feedback
+from tui_eval.entities.trace import Trace
+from tui_eval.errors import StoreError, TraceFormatError
+from tui_eval.workbench.results import GENERATION_KEY, MODULE_HASH_KEY, Cell, cell_from_feedback, feedback_from_cell
+
+logger = logging.getLogger(__name__)
+
+# Traces read per query while loading, and assessments written per transaction.
+LOAD_BATCH = 500
+WRITE_BATCH = 5000
+
+
+@dataclass
+class LoadedTraces:
+    """What the zygote loads: one scoring item per trace, and the workbench scores already stored.
+
+    ``restored`` maps trace ids to the cells of the newest stored generation on that trace;
+    ``restored_ids`` are those rows' assessment ids and ``stale_ids`` the ids of older or
+    invalidated workbench rows, both deleted by later writes.
+    """
+
+    items: list[Any]
+    trace_ids: list[str]
+    restored: dict[str, list[Cell]] = field(default_factory=dict)
+    restored_generation: int | None = None
+    restored_module_hash: str | None = None
+    restored_ids: list[str] = field(default_factory=list)
+    stale_ids: list[str] = field(default_factory=list)
+    missing: int = 0
+
+
+def load_traces(store_path: str | Path, trace_ids: Sequence[str]) -> LoadedTraces:
+    """Read the traces ``trace_ids`` (in that order) through a read-only connection.
+
+    Traces deleted since the ids were listed are skipped and counted in ``missing``.
+    """
+    from tui_eval.genai.aggregation import classify_value
+    from tui_eval.genai.scoring import item_from_trace
+    from tui_eval.store.connection import connect, read_transaction, retry_on_busy
+
+    path = Path(store_path)
+    if not path.is_file():
+        raise StoreError(f"cannot load traces: the store {path} does not exist; pass an existing store with --store")
+    connection = connect(path, read_only=True)
+    loaded = LoadedTraces(items=[], trace_ids=[])
+    newest = (-1, None)
+    try:
+        for start in range(0, len(trace_ids), LOAD_BATCH):
+            batch = list(trace_ids[start : start + LOAD_BATCH])
+
+            def read(batch: list[str] = batch) -> list[Trace]:
+                with read_transaction(connection):
+                    return _read_traces(connection, batch)
+
+            traces = retry_on_busy(read, what="read traces for the workbench")
+            by_id = {trace.info.trace_id: trace for trace in traces}
+            for trace_id in batch:
+                trace = by_id.get(trace_id)
+                if trace is None:
+                    loaded.missing += 1
+                    continue
+                loaded.items.append(item_from_trace(trace))
+                loaded.trace_ids.append(trace_id)
+                generation, module_hash = _collect_stored_scores(trace, loaded, classify_value)
+                if generation is not None and generation > newest[0]:
+                    newest = (generation, module_hash)
+    finally:
+        connection.close()
+    if newest[0] >= 0:
+        loaded.restored_generation, loaded.restored_module_hash = newest
+    return loaded
+
+
+def _read_traces(connection: Any, trace_ids: list[str]) -> list[Trace]:
+    payload = json.dumps(trace_ids)
+    rows = connection.execute(
+        "SELECT trace_id, info_json, spans_json FROM traces WHERE trace_id IN (SELECT value FROM json_each(?))",
+        (payload,),
+    ).fetchall()
+    assessments: dict[str, list[dict[str, Any]]] = {}
+    for trace_id, text in connection.execute(
+        "SELECT trace_id, assessment_json FROM assessments "
+        "WHERE trace_id IN (SELECT value FROM json_each(?)) ORDER BY rowid",
+        (payload,),
+    ):
+        assessments.setdefault(trace_id, []).append(json.loads(text))
+    traces = []
+    for trace_id, info_json, spans_json in rows:
+        info = json.loads(info_json)
+        info["assessments"] = assessments.get(trace_id, [])
+        try:
+            traces.append(Trace.from_dict({"info": info, "data": {"spans": json.loads(spans_json)}}))
+        except TraceFormatError as error:
+            logger.error("skipping the stored trace %s, which cannot be read: %s", trace_id, error)
+    return traces
+
+
+def _collect_stored_scores(trace: Trace, loaded: LoadedTraces, classify: Any) -> tuple[int | None, str | None]:
+    """Sort a trace's workbench feedback into the newest generation's cells and stale ids."""
+    by_generation: dict[int, list[Feedback]] = {}
+    for assessment in trace.info.assessments:
+        if not isinstance(assessment, Feedback) or not assessment.metadata:
+            continue
+        tag = assessment.metadata.get(GENERATION_KEY)
+        if tag is None:
+            continue
+        try:
+            generation = int(tag)
+        except ValueError:
+            generation = -1
+        if assessment.valid is False or generation < 0:
+            if assessment.assessment_id:
+                loaded.stale_ids.append(assessment.assessment_id)
+            continue
+        by_generation.setdefault(generation, []).append(assessment)
+    if not by_generation:
+        return None, None
+    newest = max(by_generation)
+    for generation, feedbacks in by_generation.items():
+        target = loaded.restored_ids if generation == newest else loaded.stale_ids
+        target.extend(feedback.assessment_id for feedback in feedbacks if feedback.assessment_id)
+    cells = []
+    for feedback in by_generation[newest]:
+        metadata = {
+            key: value
+            for key, value in (feedback.metadata or {}).items()
+            if key not in (GENERATION_KEY, MODULE_HASH_KEY)
+        }
+        feedback_copy = Feedback(
+            name=feedback.name,
+            value=feedback.value,
+            error=feedback.error,
+            source=feedback.source,
+            metadata=metadata or None,
+            span_id=feedback.span_id,
+            rationale=feedback.rationale,
+            _allow_empty=True,
+        )
+        cells.append(cell_from_feedback(feedback_copy, classify(feedback_copy)))
+    loaded.restored[trace.info.trace_id] = cells
+    module_hash = (by_generation[newest][0].metadata or {}).get(MODULE_HASH_KEY)
+    return newest, module_hash
+
+
+# -- writing ----------------------------------------------------------------------------------
+
+
+def assessment_id(token: str, generation: int, position: int) -> str:
+    """The id of the ``position``-th assessment a session (``token``, 12 hex digits) writes for a generation."""
+    return f"a-{token}{generation & 0xFFFFFFFF:08x}{position & 0xFFFFFFFFFFFF:012x}"
+
+
+def generated_ids(token: str, generation: int, count: int) -> Iterable[str]:
+    return (assessment_id(token, generation, position) for position in range(count))
+
+
+def write_generation(store_path: str | Path, payload: dict[str, Any]) -> dict[str, Any]:
+    """Store one generation's cells, invalidate older workbench scores of the same names, delete older rows.
+
+    ``payload`` keys: ``generation``, ``module_hash``, ``create_time_ms``, ``token``, ``rows``
+    (``[(trace_id, cells)]``), ``names`` (assessment names to replace), ``delete_ids`` and
+    ``delete_generated`` (``[(token, generation, count)]``). Returns counts for the log.
+    """
+    from tui_eval.store import Store
+
+    started = time.monotonic()
+    generation = int(payload["generation"])
+    token = payload["token"]
+    rows: list[tuple[str, Sequence[Cell]]] = payload["rows"]
+    trace_ids = [trace_id for trace_id, _ in rows]
+    written = 0
+    with Store(store_path) as store:
+        batch: list[Feedback] = []
+        position = 0
+        for trace_id, cells in rows:
+            for cell in cells:
+                feedback = feedback_from_cell(
+                    cell,
+                    trace_id,
+                    generation=generation,
+                    module_hash=payload["module_hash"],
+                    create_time_ms=payload["create_time_ms"],
+                )
+                feedback.assessment_id = assessment_id(token, generation, position)
+                position += 1
+                batch.append(feedback)
+                if len(batch) >= WRITE_BATCH:
+                    store.log_assessments(batch)
+                    written += len(batch)
+                    batch = []
+        if batch:
+            store.log_assessments(batch)
+            written += len(batch)
+
+        invalidated = 0
+        for name in payload["names"]:
+            invalidated += store.invalidate_assessments(trace_ids, name=name, generation_tag=str(generation))
+
+        doomed = list(payload.get("delete_ids") or ())
+        for old_token, old_generation, count in payload.get("delete_generated") or ():
+            doomed.extend(generated_ids(old_token, old_generation, count))
+        deleted = 0
+        for start in range(0, len(doomed), WRITE_BATCH):
+            deleted += store.delete_assessments(doomed[start : start + WRITE_BATCH])
+    return {
+        "written": written,
+        "invalidated": invalidated,
+        "deleted": deleted,
+        "seconds": time.monotonic() - started,
+    }
+
+
+def serve_writer(connection: Any) -> None:
+    """The writer process: receive one payload, write it, answer with the counts or the error."""
+    try:
+        store_path, payload = connection.recv()
+    except EOFError:
+        return
+    try:
+        outcome = write_generation(store_path, payload)
+    except Exception as exc:  # noqa: BLE001 - reported to the session, which logs it
+        logger.exception("writing generation %s to %s failed", payload.get("generation"), store_path)
+        connection.send(("write_failed", f"{type(exc).__name__}: {exc}"))
+        return
+    connection.send(("written", outcome))

@@ -1,0 +1,140 @@
+"""The channels between a session, its zygote and the worker processes.
+
+Process tree: the session (the TUI or CLI process) starts one *zygote* with ``subprocess``.
+The zygote imports tui_eval, loads the session's traces from the store read-only, and then
+forks a *worker* whenever the session asks for one; a forked worker starts with everything
+loaded, because the zygote's memory is shared copy-on-write. The zygote never imports the
+user's code, so every worker imports the scorer module from scratch.
+
+Channels of one worker, all created by the session and handed to the zygote with
+``socket.send_fds`` so that the worker inherits them across the fork:
+
+- a stream socket carrying pickled messages (``multiprocessing.connection.Connection``);
+- two pipes that become the worker's fds 1 and 2 (the user's stdout and stderr);
+- a 32-byte shared memory block, ``ProgressBlock``, where the worker writes which item and
+  scorer it is running. The session reads it to enforce the per-call timeout and to name the
+  cell a dead worker was on, without a message per call.
+
+Messages are tuples whose first element names them; see the ``MSG_*`` constants.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import signal
+import socket
+import struct
+import tempfile
+
+# Session -> zygote: the configuration on the data connection, then fork requests on the
+# control socket, each with its file descriptors attached.
+MSG_CONFIGURE = "configure"  # (MSG_CONFIGURE, {"store_path", "trace_ids", "log_level"})
+MSG_FORK = "fork"  # (MSG_FORK, key, role) + fds [connection, stdout, stderr, progress]
+MSG_QUIT = "quit"
+
+# Zygote -> session (on the zygote's data connection).
+MSG_TRACES_LOADED = "traces_loaded"  # (.., {"trace_ids", "restored", "restored_generation", ...})
+MSG_TRACES_FAILED = "traces_failed"  # (.., message)
+MSG_FORKED = "forked"  # (.., key, pid)
+MSG_FORK_FAILED = "fork_failed"  # (.., key, message)
+MSG_EXITED = "exited"  # (.., pid, description)
+
+# Worker -> session.
+MSG_HELLO = "hello"  # (.., pid)
+MSG_LOADED = "loaded"  # (.., {"scorers": [...], "files": [...], "import_s": float})
+MSG_LOAD_FAILED = "load_failed"  # (.., {"path", "line", "message", "traceback", "files"})
+MSG_RESULTS = "results"  # (.., chunk_id, [(item_index, cells, none_names)], chunk_done, seconds spent)
+MSG_AGGREGATED = "aggregated"  # (.., metrics dict)
+MSG_FILES = "files"  # (.., [paths]) user modules imported while scoring
+
+# Session -> worker.
+MSG_RUN = "run"  # (.., {"generation", "module_path", ...})
+MSG_CHUNK = "chunk"  # (.., chunk_id, [item_index], {item_index: [skipped scorer indexes]})
+MSG_AGGREGATE = "aggregate"  # (.., {assessment name: [float]})
+MSG_EXIT = "exit"
+
+# Worker roles the zygote can fork.
+ROLE_WORKER = "worker"
+ROLE_WRITER = "writer"
+
+# ProgressBlock stages written in the item field while no item is being scored.
+STAGE_IMPORT = -1
+STAGE_AGGREGATE = -2
+
+_PROGRESS = struct.Struct("<qqqd")  # sequence, item index, scorer index, start (time.monotonic)
+PROGRESS_SIZE = _PROGRESS.size
+
+
+class ProgressBlock:
+    """Where a worker records the call it is in, readable by the session at any time.
+
+    The sequence number is odd while a call runs and even between calls, and it is written
+    last, so a reader that sees the same sequence before and after reading the other fields
+    has a consistent snapshot. ``time.monotonic`` is system-wide on Linux and macOS, so the
+    session can compare the start time with its own clock.
+    """
+
+    def __init__(self, fd: int):
+        self._memory = mmap.mmap(fd, PROGRESS_SIZE)
+        self._sequence = 0
+
+    @classmethod
+    def create(cls) -> tuple[ProgressBlock, int]:
+        """Create a zeroed block; returns it and a file descriptor to pass to the worker."""
+        fd = _anonymous_file()
+        os.ftruncate(fd, PROGRESS_SIZE)
+        return cls(fd), fd
+
+    def begin(self, item: int, scorer: int, started: float) -> None:
+        self._sequence += 1
+        _PROGRESS.pack_into(self._memory, 0, self._sequence, item, scorer, started)
+
+    def end(self) -> None:
+        self._sequence += 1
+        struct.pack_into("<q", self._memory, 0, self._sequence)
+
+    def read(self) -> tuple[int, int, int, float]:
+        """Return ``(sequence, item, scorer, started)``; ``sequence`` is odd while a call runs."""
+        while True:
+            first = _PROGRESS.unpack_from(self._memory, 0)
+            second = _PROGRESS.unpack_from(self._memory, 0)
+            if first == second:
+                return first
+
+    def close(self) -> None:
+        self._memory.close()
+
+
+def _anonymous_file() -> int:
+    if hasattr(os, "memfd_create"):
+        return os.memfd_create("tui_eval-progress", os.MFD_CLOEXEC)
+    handle = tempfile.TemporaryFile()
+    fd = os.dup(handle.fileno())
+    handle.close()
+    return fd
+
+
+def control_socketpair() -> tuple[socket.socket, socket.socket]:
+    """A socket pair that keeps message boundaries, for passing file descriptors to the zygote."""
+    kind = getattr(socket, "SOCK_SEQPACKET", None)
+    if kind is not None:
+        try:
+            return socket.socketpair(socket.AF_UNIX, kind)
+        except OSError:
+            pass
+    return socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+
+
+def describe_exit_status(status: int) -> str:
+    """Describe a ``waitpid`` status: "exit code 3", "signal SIGSEGV"."""
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = str(number)
+        return f"signal {name}"
+    if os.WIFEXITED(status):
+        return f"exit code {os.WEXITSTATUS(status)}"
+    return f"status {status}"
