@@ -231,11 +231,8 @@ def _import(store: Any, args: argparse.Namespace) -> int:
 
 
 def _utf8(stream: IO[str]) -> IO[str]:
-    """Return ``stream`` writing UTF-8, whatever the locale's encoding."""
+    """Return ``stream`` set to write UTF-8, whatever the locale's encoding."""
     encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
-    if encoding == "utf8":
-        return stream
-    buffer = getattr(stream, "buffer", None)
-    if buffer is None:
-        return stream
-    return io.TextIOWrapper(buffer, encoding="utf-8", newline="\n", line_buffering=False, write_through=True)
+    if encoding != "utf8" and isinstance(stream, io.TextIOWrapper):
+        stream.reconfigure(encoding="utf-8")
+    return stream
