@@ -580,3 +580,34 @@ def test_span_dict_has_mlflow_keys(store_path):
     assert span_dict["status"] == {"code": "STATUS_CODE_OK", "message": ""}
     assert span_dict["attributes"]["mlflow.traceRequestId"] == json.dumps(trace_id)
     assert span_dict["attributes"]["mlflow.spanType"] == '"UNKNOWN"'
+
+
+def test_process_killed_mid_trace_leaves_visible_trace(store_path):
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        f"""
+        import os
+        import tui_eval
+
+        tui_eval.set_tracking_uri({str(store_path)!r})
+
+        @tui_eval.trace
+        def app():
+            print(tui_eval.get_current_active_span().trace_id, flush=True)
+            os._exit(3)
+
+        app()
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 3, result.stderr
+    trace_id = result.stdout.strip()
+    with Store(store_path) as store:
+        trace = store.get_trace(trace_id)
+    assert trace is not None
+    assert trace.info.state == TraceState.ERROR
+    assert trace.info.tags["mlflow.traceName"] == "app"
+    assert "ended before the trace finished" in trace.info.trace_metadata["tui_eval.incomplete"]

@@ -1,8 +1,8 @@
 """Span bookkeeping: the active span, the traces in progress, and the trace built when a root ends.
 
 The active span lives in a context variable, so nesting follows the code that runs: a
-span started inside another is its child. That holds in asyncio tasks, which copy the
-context when created, and in threads whose callable runs through
+span started inside another is its child. This also works in asyncio tasks, which copy
+the context when created, and in threads whose callable runs through
 `contextvars.copy_context().run`.
 
 A root span opens a trace: the store gets an IN_PROGRESS row at once, so a process that
@@ -54,7 +54,7 @@ STORE_WARNING_INTERVAL_S = 10.0
 
 
 class TracedSpan(LiveSpan):
-    """A live span recorded by tracing: values are encoded with `dump_value`, which never raises."""
+    """A live span recorded by tracing: values are encoded with `dump_value`, which catches every Exception."""
 
     __slots__ = ("_record",)
 
@@ -291,12 +291,16 @@ def _span_ended(span: LiveSpan) -> None:
         _finish_trace(record)
     elif record.finished and not record.late_span_reported:
         record.late_span_reported = True
+        if span in record.spans:
+            kept = "the stored trace keeps it as it was when the root ended"
+        else:
+            kept = "it started after the root ended, so it is not stored"
         logger.warning(
-            "Span %r ended after the root span of trace %s had ended; it is not part of the "
-            "stored trace. End child spans (and finish traced generators and threads) before "
-            "their root span ends.",
+            "Span %r ended after the root span of trace %s had ended: %s. End child spans "
+            "(and finish traced generators and threads) before their root span ends.",
             span.name,
             record.trace_id,
+            kept,
         )
 
 
