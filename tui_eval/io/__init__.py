@@ -25,7 +25,7 @@ EXPORT_CHUNK = 500
 
 @dataclass
 class ImportReport:
-    """What an import did: the ids of the traces written and the documents it skipped."""
+    """The result of an import: the ids of the traces written and the documents skipped."""
 
     trace_ids: list[str] = field(default_factory=list)
     problems: list[ImportProblem] = field(default_factory=list)

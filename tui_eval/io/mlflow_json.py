@@ -7,7 +7,7 @@ line (JSONL) or item (a JSON array), and the rest are read.
 Accepted documents: MLflow's ``Trace.to_json`` layout in every variant ``Trace.from_dict``
 reads (3.6+ base64 ids, 3.5.0 hex ids, V2, the REST form, no spans), a JSON array of them,
 ``{"traces": [...]}``, and rows of a ``search_traces`` DataFrame written as JSON records,
-whose ``trace`` cell holds the trace's JSON text.
+whose ``trace`` cell contains the trace's JSON text.
 """
 
 from __future__ import annotations
@@ -157,8 +157,8 @@ def trace_from_document(document: Any) -> Trace:
 def export_format(destination: str | os.PathLike[str], format: str | None = None) -> str:  # noqa: A002
     """Decide how to write ``destination``: "jsonl", "json" (one file) or "folder".
 
-    An explicit ``format`` of "jsonl" or "json" wins; otherwise the suffix decides, and a
-    path without a JSON suffix (or an existing folder) gets one file per trace.
+    An explicit ``format`` wins. Otherwise the suffix decides, and a path without a JSON
+    suffix (or an existing folder) gets one file per trace.
     """
     target = Path(destination)
     if format not in (None, "json", "jsonl", "folder"):

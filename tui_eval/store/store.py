@@ -51,8 +51,8 @@ DEFAULT_EXPERIMENT_ID = "0"
 DEFAULT_EXPERIMENT_NAME = "Default"
 # Metadata key that explains why a trace was closed as ERROR without finishing.
 INCOMPLETE_KEY = "tui_eval.incomplete"
-# Traces written per transaction by log_traces: large enough for throughput, small enough
-# that a reader or another writer never waits long for the lock.
+# Traces written per transaction by log_traces. Larger batches write faster, and another
+# writer waits for at most one batch (readers never wait in WAL mode).
 BATCH_SIZE = 200
 
 _INSERT_TRACE = (
@@ -268,7 +268,9 @@ class Store:
             if row is None:
                 raise InvalidParameterError(f"run {run_id!r} not found in the store {self.path}")
             if status is not None:
-                finished = end_time if end_time is not None else (_now_ms() if status != "RUNNING" else None)
+                finished = end_time
+                if finished is None and status != "RUNNING":
+                    finished = _now_ms()
                 connection.execute(
                     "UPDATE runs SET status = ?, end_time = ? WHERE run_id = ?", (status, finished, run_id)
                 )
@@ -328,7 +330,7 @@ class Store:
     def log_trace(self, trace: Trace) -> None:
         """Write the whole trace (row, spans, tags, metadata, assessments) in one transaction.
 
-        It replaces an IN_PROGRESS row or an earlier copy of the same trace; assessments are
+        It replaces an IN_PROGRESS row or an earlier copy of the same trace. Assessments are
         merged by id, so scores logged against an earlier copy stay.
         """
         record = build_record(trace)
@@ -344,7 +346,7 @@ class Store:
         """Write many traces, ``BATCH_SIZE`` per transaction, each trace whole; return how many.
 
         With ``on_error``, a trace that cannot be turned into rows (a broken imported trace)
-        is passed to it and skipped; without it, the error propagates and the traces of
+        is passed to it and skipped. Without it, the error propagates, and the traces of
         earlier batches stay written. ``on_written`` is called for each trace once its batch
         is committed.
         """
@@ -532,7 +534,7 @@ class Store:
         run_id: str | None = None,
         include_spans: bool = True,
     ) -> list[Trace]:
-        """Return the traces matching MLflow's ``filter_string``, newest first unless ``order_by`` says otherwise.
+        """Return the traces matching MLflow's ``filter_string``, newest first unless ``order_by`` is given.
 
         ``experiment_ids`` None means every experiment; ``max_results`` None means all.
         With ``include_spans=False`` the traces carry no spans (their info and assessments only).
@@ -716,7 +718,7 @@ def _run_dict(row: tuple[Any, ...]) -> dict[str, Any]:
 def _write_records(connection: sqlite3.Connection, records: list[TraceRecord]) -> None:
     """Replace each record's trace and child rows; assessments are merged by id.
 
-    When a batch holds the same trace twice, the later copy wins, as separate writes would.
+    When a batch contains the same trace twice, the later copy wins, as separate writes would.
     """
     latest = {record.trace_row[0]: record for record in records}
     if len(latest) != len(records):
