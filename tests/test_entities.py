@@ -425,3 +425,27 @@ def test_live_span_round_trips_through_dict():
     assert copy == span.to_immutable_span()
     assert copy.to_dict()["links"] == []
     assert copy.outputs == [1, 2]
+
+
+def test_base64_ids_starting_with_0x_are_not_read_as_hex():
+    from tui_eval.entities.ids import hex_to_base64, normalize_span_id
+
+    span_hex = "d31c4d5e6f708192"
+    encoded = hex_to_base64(span_hex)
+    assert encoded.startswith("0x")
+    assert normalize_span_id(encoded) == span_hex
+    trace_hex = "d31c" + "ab" * 14
+    assert hex_to_base64(trace_hex).startswith("0x")
+    assert normalize_span_id(hex_to_base64(trace_hex), nbytes=16) == trace_hex
+    assert normalize_span_id("0x1a2b3c4d5e6f7081") == "1a2b3c4d5e6f7081"
+    assert normalize_span_id("0x7081") == "0000000000007081"
+
+
+def test_record_exception_survives_a_broken_str():
+    class Unprintable(Exception):
+        def __str__(self):
+            raise RuntimeError("no")
+
+    span = LiveSpan(trace_id=TRACE_ID, name="step")
+    span.record_exception(Unprintable())
+    assert span.status.description == "Unprintable: <Unprintable whose str() failed>"

@@ -57,16 +57,18 @@ def normalize_span_id(raw: str | int | None, *, nbytes: int = 8) -> str | None:
     text = str(raw)
     if text.startswith(TRACE_ID_PREFIX):
         text = text[len(TRACE_ID_PREFIX):]
-    if text[:2].lower() == "0x":
-        return text[2:].lower().rjust(nbytes * 2, "0")
     if _is_hex(text, nbytes * 2):
         return text.lower()
-    try:
-        decoded = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        decoded = b""
-    if len(decoded) == nbytes:
-        return decoded.hex()
+    # Base64 is tried before the "0x" form: a base64 id may itself start with "0x".
+    if len(text) == 4 * ((nbytes + 2) // 3):
+        try:
+            decoded = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            decoded = b""
+        if len(decoded) == nbytes:
+            return decoded.hex()
+    if text[:2].lower() == "0x" and 0 < len(text) - 2 <= nbytes * 2 and _is_hex(text[2:], len(text) - 2):
+        return text[2:].lower().rjust(nbytes * 2, "0")
     raise ValueError(
         f"invalid id {raw!r}: expected {nbytes * 2} hex characters or base64 of {nbytes} bytes"
     )

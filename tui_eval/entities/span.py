@@ -135,7 +135,7 @@ class SpanEvent:
         return cls(
             "exception",
             attributes={
-                "exception.message": str(exception),
+                "exception.message": safe_str(exception),
                 "exception.type": type(exception).__name__,
                 "exception.stacktrace": stack,
             },
@@ -156,6 +156,14 @@ class SpanEvent:
 
     def __repr__(self) -> str:
         return f"SpanEvent(name={self.name!r}, timestamp={self.timestamp}, attributes={self.attributes!r})"
+
+
+def safe_str(value: object) -> str:
+    """Return ``str(value)``, or a placeholder when the object's ``__str__`` raises."""
+    try:
+        return str(value)
+    except Exception:  # noqa: BLE001 - any failure of user code must not escape
+        return f"<{type(value).__name__} whose str() failed>"
 
 
 def decode_attribute(raw: Any) -> Any:
@@ -491,7 +499,7 @@ class LiveSpan(Span):
         """Add an ``exception`` event and set the status to ERROR with ``"Type: message"``."""
         if isinstance(exception, BaseException):
             self.events.append(SpanEvent.from_exception(exception))
-            self.status = SpanStatus(SpanStatusCode.ERROR, f"{type(exception).__name__}: {exception}")
+            self.status = SpanStatus(SpanStatusCode.ERROR, f"{type(exception).__name__}: {safe_str(exception)}")
         else:
             self.events.append(SpanEvent("exception", attributes={"exception.message": str(exception)}))
             self.status = SpanStatus(SpanStatusCode.ERROR, str(exception))
