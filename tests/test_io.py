@@ -333,3 +333,26 @@ def test_utf8_regardless_of_locale(tmp_path):
     assert result.stdout.strip() == "True"
     raw = (tmp_path / "out.jsonl").read_bytes()
     assert "日本語 ✓".encode("utf-8") in raw
+
+
+def test_base64_ids_starting_with_0x_read_correctly(tmp_path):
+    import base64
+
+    # Ids whose first byte 0xd3 and next nibble 0x1 encode to base64 text starting "0x".
+    span_hex = "d310000000000001"
+    trace_hex = "d3100000000000000000000000000001"
+    trace = make_trace(0, trace_id="tr-" + trace_hex)
+    document = trace.to_dict()
+    root = document["data"]["spans"][0]
+    root["span_id"] = base64.b64encode(bytes.fromhex(span_hex)).decode()
+    for child in document["data"]["spans"][1:]:
+        child["parent_span_id"] = root["span_id"]
+    assert root["span_id"].startswith("0x")
+    assert root["trace_id"].startswith("0x")
+    path = tmp_path / "ids.json"
+    path.write_text(json.dumps(document), "utf-8")
+    [read], problems = read_all(path)
+    assert problems == []
+    assert read.data.spans[0].span_id == span_hex
+    assert read.data.spans[1].parent_id == span_hex
+    assert read.to_dict() == document
