@@ -213,8 +213,7 @@ def test_byte_order_mark_is_accepted(tmp_path):
 def test_unwritable_trace_is_reported_and_the_rest_imported(tmp_path):
     good = make_trace(0).to_dict()
     broken = make_trace(1).to_dict()
-    # The reader accepts a "0x" id as hex without checking the digits, so this trace fails
-    # only when its rows are built. Whichever step rejects it, line 2 must be reported.
+    # Whether reading the trace or building its rows rejects this id, line 2 must be reported.
     broken["data"]["spans"][0]["span_id"] = "0xzzzzzzzzzzzzzz"
     path = tmp_path / "two.jsonl"
     write_jsonl(path, [json.dumps(good).encode(), json.dumps(broken).encode()])

@@ -12,8 +12,6 @@ whose ``trace`` cell contains the trace's JSON text.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
 import os
@@ -150,33 +148,8 @@ def trace_from_document(document: Any) -> Trace:
         raise TraceFormatError(
             f"expected a trace object with 'info' and 'data' keys, found a JSON {type(document).__name__}"
         )
-    _base64_ids_to_hex(document)
     return Trace.from_dict(document)
 
-
-def _base64_ids_to_hex(document: dict[str, Any]) -> None:
-    """Rewrite the base64 span and trace ids of MLflow 3.6+ span dicts as hex, in place.
-
-    Base64 ids are recognised by their padding: 8 bytes encode to 12 characters ending in
-    "=", and 16 bytes to 24 characters ending in "==", which no hex id has.
-    NOTE: Span.from_dict reads a base64 id that happens to start with "0x" (about 1 id in
-    2,000) as hex, so ids are converted here first. The written JSON is unchanged, because
-    Span.to_dict encodes the ids as base64 again.
-    """
-    data = document.get("data")
-    spans = data.get("spans") if isinstance(data, dict) else None
-    if not isinstance(spans, list):
-        return
-    for span in spans:
-        if not isinstance(span, dict) or "context" in span:
-            continue
-        for key, size in (("span_id", 12), ("parent_span_id", 12), ("trace_id", 24)):
-            value = span.get(key)
-            if isinstance(value, str) and len(value) == size and value.endswith("="):
-                try:
-                    span[key] = base64.b64decode(value, validate=True).hex()
-                except (binascii.Error, ValueError):
-                    continue
 
 
 # --- writing ------------------------------------------------------------------------------
