@@ -10,6 +10,7 @@ from tui_eval.entities import ids
 from tui_eval.entities._time import rfc3339_to_ms
 from tui_eval.entities.span import SpanAttributeKey
 from tui_eval.entities.trace import Trace
+from tui_eval.entities.trace_state import TraceState
 
 TRACE_NAME_TAG = "mlflow.traceName"
 SOURCE_RUN_KEY = "mlflow.sourceRun"
@@ -123,7 +124,10 @@ def span_type_of(span: Any) -> str | None:
 
 
 def build_record(trace: Trace, *, writer: tuple[int, str, int | None] | None = None) -> TraceRecord:
-    """Turn ``trace`` into the rows of every table; ``writer`` is (pid, host, start) for IN_PROGRESS rows.
+    """Turn ``trace`` into the rows of every table.
+
+    With ``writer`` (pid, host, process start) the record is an IN_PROGRESS placeholder:
+    its state is IN_PROGRESS whatever the trace's, and it carries no assessments.
 
     Text that cannot be encoded as UTF-8 (lone UTF-16 surrogates, which SQLite cannot store)
     is replaced with U+FFFD before writing.
@@ -151,6 +155,10 @@ def _build_record(trace: Trace, writer: tuple[int, str, int | None] | None) -> T
     trace_id = info.trace_id
     info_dict = info.to_dict()
     assessment_dicts = info_dict.pop("assessments", None) or []
+    state = info.state.value
+    if writer is not None:
+        state = info_dict["state"] = TraceState.IN_PROGRESS.value
+        assessment_dicts = []
     spans = trace.data.spans
 
     contents = [dumps(span.to_dict()) for span in spans]
@@ -195,7 +203,7 @@ def _build_record(trace: Trace, writer: tuple[int, str, int | None] | None) -> T
         trace_id,
         info.experiment_id or "0",
         info.client_request_id,
-        info.state.value,
+        state,
         info.request_time,
         duration,
         info.request_time + duration if duration is not None else None,

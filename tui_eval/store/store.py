@@ -59,6 +59,9 @@ _INSERT_TRACE = (
     f"INSERT OR REPLACE INTO traces ({', '.join(TRACE_COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in TRACE_COLUMNS)})"
 )
+_INSERT_NEW_TRACE = _INSERT_TRACE.replace("INSERT OR REPLACE", "INSERT OR IGNORE", 1)
+_INSERT_TAG = "INSERT INTO trace_tags (trace_id, key, value) VALUES (?, ?, ?)"
+_INSERT_METADATA = "INSERT INTO trace_metadata (trace_id, key, value) VALUES (?, ?, ?)"
 _INSERT_SPAN = f"INSERT INTO spans ({', '.join(SPAN_COLUMNS)}) VALUES ({', '.join('?' for _ in SPAN_COLUMNS)})"
 _UPSERT_ASSESSMENT = (
     f"INSERT INTO assessments ({', '.join(ASSESSMENT_COLUMNS)}) "
@@ -312,15 +315,17 @@ class Store:
         If that process dies before ``log_trace``, the next Store opened on this host marks
         the row ERROR with a reason. A trace already finished in the store is left alone.
         """
-        placeholder = TraceInfo.from_dict(info.to_dict())
-        placeholder.state = TraceState.IN_PROGRESS
-        placeholder.assessments = []
         writer = (int(pid), socket.gethostname(), _process_start_ticks(int(pid)))
-        record = build_record(Trace(placeholder, TraceData([])), writer=writer)
+        record = build_record(Trace(info, TraceData([])), writer=writer)
 
         def write(connection: sqlite3.Connection) -> None:
+            inserted = connection.execute(_INSERT_NEW_TRACE, record.trace_row).rowcount
+            if inserted:
+                connection.executemany(_INSERT_TAG, record.tag_rows)
+                connection.executemany(_INSERT_METADATA, record.metadata_rows)
+                return
             row = connection.execute("SELECT state FROM traces WHERE trace_id = ?", (info.trace_id,)).fetchone()
-            if row is not None and row[0] != TraceState.IN_PROGRESS.value:
+            if row[0] != TraceState.IN_PROGRESS.value:
                 logger.debug("begin_trace ignored for %s: it is already stored as %s", info.trace_id, row[0])
                 return
             _write_records(connection, [record])
@@ -729,14 +734,8 @@ def _write_records(connection: sqlite3.Connection, records: list[TraceRecord]) -
     connection.executemany("DELETE FROM trace_metadata WHERE trace_id = ?", trace_ids)
     connection.executemany(_INSERT_TRACE, [record.trace_row for record in records])
     connection.executemany(_INSERT_SPAN, [row for record in records for row in record.span_rows])
-    connection.executemany(
-        "INSERT INTO trace_tags (trace_id, key, value) VALUES (?, ?, ?)",
-        [row for record in records for row in record.tag_rows],
-    )
-    connection.executemany(
-        "INSERT INTO trace_metadata (trace_id, key, value) VALUES (?, ?, ?)",
-        [row for record in records for row in record.metadata_rows],
-    )
+    connection.executemany(_INSERT_TAG, [row for record in records for row in record.tag_rows])
+    connection.executemany(_INSERT_METADATA, [row for record in records for row in record.metadata_rows])
     assessment_rows = [row for record in records for row in record.assessment_rows]
     if assessment_rows:
         connection.executemany(_UPSERT_ASSESSMENT, assessment_rows)
