@@ -93,8 +93,8 @@ def _patch(resource_class: type, method_name: str, endpoint: Endpoint) -> bool:
     current = resource_class.__dict__.get(method_name)
     if current is None or getattr(current, ORIGINAL_ATTRIBUTE, None) is not None:
         return False  # missing, or already ours
-    # The SDK's async methods sit under a sync decorator (`required_args`), so the class
-    # tells whether a method returns a coroutine.
+    # The SDK's async methods sit under a sync decorator (`required_args`), so the resource
+    # class, not the function, shows whether a method returns a coroutine.
     if _is_async_resource(resource_class) or inspect.iscoroutinefunction(inspect.unwrap(current)):
         wrapper = _async_wrapper(current, endpoint)
     else:
@@ -168,12 +168,18 @@ def _async_wrapper(original: Callable[..., Any], endpoint: Endpoint) -> Callable
     return traced_call
 
 
-def _finish(recording: CallRecording, result: Any) -> Any:
-    """End the span of a call that returned (or hand it to a stream); return `result` unchanged."""
+@functools.lru_cache(maxsize=1)
+def _sdk_result_types() -> tuple[type, type, type, type, type]:
     from openai import AsyncStream, Stream
     from openai._legacy_response import LegacyAPIResponse
     from openai._response import APIResponse, AsyncAPIResponse
 
+    return Stream, AsyncStream, LegacyAPIResponse, APIResponse, AsyncAPIResponse
+
+
+def _finish(recording: CallRecording, result: Any) -> Any:
+    """End the span of a call that returned (or hand it to a stream); return `result` unchanged."""
+    Stream, AsyncStream, LegacyAPIResponse, APIResponse, AsyncAPIResponse = _sdk_result_types()  # noqa: N806
     try:
         if isinstance(result, (Stream, AsyncStream)):
             return trace_stream(result, recording, asynchronous=isinstance(result, AsyncStream))
@@ -187,8 +193,8 @@ def _finish(recording: CallRecording, result: Any) -> Any:
                 recording.end_with_response(parsed)
             return result
         if isinstance(result, (APIResponse, AsyncAPIResponse)):
-            # NOTE: `with_streaming_response` hands the caller the unread body; reading it here
-            # would take it from them, so these spans have no outputs and no token usage.
+            # NOTE: `with_streaming_response` hands the caller the unread body. Reading it here
+            # would take it from the caller, so these spans have no outputs and no token usage.
             recording.end_without_outputs("with_streaming_response: the body is read by the caller")
             return result
         recording.end_with_response(result)

@@ -3,8 +3,8 @@
 Three layers, because a key can reach a span by several paths:
 - header, query and body entries whose name looks like a credential are replaced by
   `REDACTED` in the recorded copy of the request (the request sent is never changed);
-- the credentials the client itself holds (api key, webhook secret, key-bearing default
-  headers and query parameters) are collected per call and removed from every attribute
+- the credentials the client is configured with (api key, webhook secret, key-bearing
+  default headers and query parameters) are collected per call and removed from every attribute
   and event of the span before it ends;
 - exception messages and stack traces get the same removal plus a pattern pass for bearer
   tokens, ``sk-`` keys and key-like URL query parameters.
@@ -143,7 +143,10 @@ def _collect_named(value: Any, found: list[str], depth: int) -> None:
             _collect_named(item, found, depth + 1)
 
 
-def _usable(values: Iterable[str]) -> tuple[str, ...]:
+def _usable(values: list[str]) -> tuple[str, ...]:
+    if len(values) == 1:
+        value = values[0]
+        return (value,) if isinstance(value, str) and len(value) >= MIN_SECRET_LENGTH else ()
     unique = {v for v in values if isinstance(v, str) and len(v) >= MIN_SECRET_LENGTH}
     # Longest first, so that a token inside a longer "Bearer <token>" value is not cut in two.
     return tuple(sorted(unique, key=len, reverse=True))
