@@ -42,3 +42,9 @@ def scorer_file(tmp_path: Path) -> Path:
     path = directory / "my_scorers.py"
     path.write_text(SCORERS)
     return path
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Pilot tests run on asyncio, through anyio's pytest plugin (anyio comes with openai's httpx)."""
+    return "asyncio"

@@ -40,7 +40,8 @@ class WorkbenchCommands(Provider):
     """Command palette entries: every key of the workbench, and a sort command per column."""
 
     def _commands(self) -> list[tuple[str, Callable[[], Any], str]]:
-        screen = self.app.screen
+        # The palette is a screen of its own; ``self.screen`` is the one it was opened over.
+        screen = self.screen
         if not isinstance(screen, MainScreen):
             return []
         commands: list[tuple[str, Callable[[], Any], str]] = []

@@ -28,11 +28,11 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widget import Widget
-from textual.widgets import Footer, Input
+from textual.widgets import Input
 
 from tui_eval.entities import Trace
 from tui_eval.errors import FilterError, TuiEvalError
-from tui_eval.tui.bindings import bindings_for
+from tui_eval.tui.bindings import KEYS, bindings_for, display_key
 from tui_eval.tui.detail_pane import DetailPane
 from tui_eval.tui.error_pane import ErrorPane
 from tui_eval.tui.export import write_view
@@ -155,6 +155,27 @@ class PaneTabs(Widget):
                 self.post_message(self.TabClicked(pane))
 
 
+class KeyHints(Widget):
+    """The most used keys on one line, drawn from the binding table.
+
+    Textual's Footer rebuilds its widgets whenever the focused widget's bindings change,
+    which costs more than the rest of a pane switch; this line is drawn once per resize.
+    """
+
+    DEFAULT_CSS = """
+    KeyHints { height: 1; background: $panel; color: $text-muted; }
+    """
+
+    def render(self) -> Text:
+        text = Text(end="")
+        for item in KEYS:
+            if not item.show:
+                continue
+            text.append(f" {display_key(item.vim if len(item.vim) == 1 else item.key)}", style=Style(bold=True))
+            text.append(f" {item.footer or item.description} ")
+        return fit(text, max(self.size.width, 1))
+
+
 class FilterBar(Input):
     """The `/` filter line; Enter applies, Esc closes."""
 
@@ -212,6 +233,7 @@ class MainScreen(Screen[None]):
         self.last_reload_error: Any = None
         self.last_paint_at = 0.0
         self._show_all = False
+        self._filter_before = ""
 
     # --- layout ------------------------------------------------------------------------------
 
@@ -227,7 +249,7 @@ class MainScreen(Screen[None]):
                 yield LogPane(id="log-lines", clock=getattr(self.app, "log_clock", True))
         yield FilterBar(placeholder="filter: text, changed, error, fail, name=false, score<0.5 (Enter applies, Esc closes)", id="filter")
         yield StatusBar(id="status")
-        yield Footer()
+        yield KeyHints(id="hints")
 
     def on_mount(self) -> None:
         for pane in PANES:
@@ -256,8 +278,9 @@ class MainScreen(Screen[None]):
         self._show_active_pane()
 
     def _show_active_pane(self) -> None:
+        # Inline display, not a CSS class: a class change restyles the pane's whole subtree.
         for pane in PANES:
-            self.query_one(f"#{pane}").set_class(pane == self.active_pane, "-active")
+            self.query_one(f"#{pane}").display = not self.tabbed or pane == self.active_pane
         self.query_one(PaneTabs).show(self.active_pane, self.has_error)
 
     def _focus_target(self, pane: str):
@@ -696,7 +719,8 @@ class MainScreen(Screen[None]):
 
     def action_filter(self) -> None:
         bar = self.query_one(FilterBar)
-        bar.value = self.model.query.text if self.model.query else ""
+        self._filter_before = self.model.query.text if self.model.query else ""
+        bar.value = self._filter_before
         bar.add_class("-open")
         bar.focus()
         bar.cursor_position = len(bar.value)
@@ -756,6 +780,8 @@ class MainScreen(Screen[None]):
     def action_back(self) -> None:
         bar = self.query_one(FilterBar)
         if bar.has_class("-open"):
+            # Esc cancels the edit: the filter goes back to what it was when the bar opened.
+            self._apply_filter(self._filter_before, quiet=True)
             self._close_filter_bar()
             return
         if self.active_pane != "traces" or not self.query_one(TraceList).has_focus:

@@ -313,7 +313,8 @@ class TraceList(ScrollView, can_focus=True):
         for column in self.columns:
             title = column.title
             if column.id == model.sort_column:
-                title += "\u25bc" if model.sort_reverse else "\u25b2"
+                # Keep the arrow visible when the title fills its column.
+                title = title[: max(column.width - 1, 1)] + ("\u25bc" if model.sort_reverse else "\u25b2")
             if self.stale and column.id.startswith(SCORE_PREFIX):
                 title = "~" + title
             text.append_text(fit(Text(title), column.width, justify=column.justify))
