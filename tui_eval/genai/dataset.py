@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -229,9 +228,3 @@ def _describe(value: Any) -> str:
         text = text[:57] + "..."
     return f"{type(value).__name__} {text}"
 
-
-def input_keys(rows: Sequence[Row]) -> Iterable[tuple[int, set[str]]]:
-    """Yield ``(row index, keys of its inputs)`` for rows whose inputs are a dict."""
-    for row in rows:
-        if isinstance(row.inputs, dict):
-            yield row.index, set(row.inputs)

@@ -1,9 +1,10 @@
 """``evaluate``: run scorers over evaluation data or stored traces and store the feedback.
 
-The flow follows MLflow 3's ``mlflow.genai.evaluate``: check everything first, create a run,
-produce a trace per row (call ``predict_fn``, reuse the row's trace, or build a one-span
-trace from static inputs and outputs), score it, then store expectations and feedback on
-the traces in one transaction, tagged with the run, and link the traces to the run.
+The flow follows MLflow 3's ``mlflow.genai.evaluate``. It checks everything first and then
+creates a run. Each row gets a trace: the one ``predict_fn`` records, the row's own, or a
+one-span trace built from static inputs and outputs. After scoring, expectations and feedback
+are stored on the traces in one transaction, tagged with the run, and the traces are linked
+to the run.
 """
 
 from __future__ import annotations
@@ -44,8 +45,8 @@ from tui_eval.errors import InvalidParameterError
 from tui_eval.genai import dataset, prediction
 from tui_eval.genai.aggregation import add_none_counts, aggregate_values, collect_values, validate_aggregations
 from tui_eval.genai.scorers import Scorer
-from tui_eval.genai.scoring import PreparedScorer, ScoringItem, prepare_scorers
-from tui_eval.tracing import provider, summary
+from tui_eval.genai.scoring import PreparedScorer, ScoringItem, frozen_garbage_collector, prepare_scorers
+from tui_eval.tracing import fluent, provider, summary
 from tui_eval.tracing.encoding import dump_value
 
 if TYPE_CHECKING:
@@ -81,7 +82,7 @@ class EvaluationResult:
     """What ``evaluate`` returns: the run, its metrics, and one result row per evaluated trace.
 
     ``result_df`` is built on first access, because serialising every trace for it costs
-    more than the rest of a re-scoring run; it is None if it cannot be built. ``counts`` (a
+    more than the rest of a re-scoring run. It is None if it cannot be built. ``counts`` (a
     tui_eval extension) gives per assessment name how many values were scored and how many
     were left out of the metrics as NaN, None, errors or other values.
     """
@@ -137,6 +138,18 @@ def evaluate(
     Raises ``InvalidParameterError`` before anything is written when the scorers, the data
     or ``predict_fn`` cannot work together.
     """
+    with frozen_garbage_collector():
+        return _evaluate(data, scorers, predict_fn, max_workers, run_name, model_id)
+
+
+def _evaluate(
+    data: Any,
+    scorers: Sequence[Scorer],
+    predict_fn: Callable[..., Any] | None,
+    max_workers: int | None,
+    run_name: str | None,
+    model_id: str | None,
+) -> EvaluationResult:
     checked = _check_scorers(scorers)
     validate_aggregations(checked)
     workers = _resolve_max_workers(max_workers)
@@ -209,7 +222,7 @@ def _resolve_max_workers(max_workers: int | None) -> int:
 
 @dataclass
 class _Outcome:
-    """What one row produced: its trace, the values scored and the feedback."""
+    """The products of one row: its trace, the values scored and the feedback."""
 
     trace: Trace | None = None
     item: ScoringItem | None = None
@@ -283,8 +296,6 @@ class _Evaluation:
                 outputs, trace_id, error = prediction.predict_row(self.predict, row.inputs)
                 trace = None
                 if trace_id is not None:
-                    from tui_eval.tracing import fluent
-
                     trace = fluent.get_trace(trace_id, silent=True)
                 if trace is None:
                     logger.warning("predict_fn produced no trace for row %d; it is scored on a one-span trace", index)
@@ -501,7 +512,8 @@ class _Evaluation:
 
     def _result_frame(self) -> pandas.DataFrame | None:
         try:
-            return build_result_frame(self.run_id, [outcome.trace for outcome in self.outcomes])
+            with frozen_garbage_collector():
+                return build_result_frame(self.run_id, [outcome.trace for outcome in self.outcomes])
         except Exception:  # noqa: BLE001 - MLflow returns result_df None when it cannot be built
             logger.exception("Could not build result_df for run %s; it is None", self.run_id)
             return None

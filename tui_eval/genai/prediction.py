@@ -1,10 +1,11 @@
 """Call ``predict_fn`` for evaluation rows and find the trace each call produced.
 
 ``predict_fn(**inputs)`` receives each key of a row's inputs as a keyword argument. Before
-any row runs, the parameters are checked against the inputs' keys and the function is called
-once on the first row's inputs (the pre-flight call) with nothing written to the store: a
-failure stops ``evaluate`` at once, and the spans it records tell whether the function
-traces itself. A function that records no span is wrapped in ``tui_eval.trace``.
+any row runs, the parameters are checked against the inputs' keys. Then the function is
+called once on the first row's inputs (the pre-flight call), with nothing written to the
+store. A failure there stops ``evaluate`` at once, and the spans the call records tell
+whether the function traces itself. A function that records no span is wrapped in
+``tui_eval.trace``.
 """
 
 from __future__ import annotations

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import gc
 import logging
 import os
 import traceback
@@ -188,16 +190,35 @@ def score_items(
     per scorer name the items where the scorer returned None, for ``compute_counts``.
     """
     prepared = prepare_scorers(scorers)
-    for item in items:
-        feedbacks: list[Feedback] = []
-        for entry in prepared:
-            result = entry.score(item)
-            if result is None:
-                if none_counts is not None:
-                    none_counts[entry.name] = none_counts.get(entry.name, 0) + 1
-            else:
-                feedbacks.extend(result)
-        yield item.trace_id, feedbacks
+    with frozen_garbage_collector():
+        for item in items:
+            feedbacks: list[Feedback] = []
+            for entry in prepared:
+                result = entry.score(item)
+                if result is None:
+                    if none_counts is not None:
+                        none_counts[entry.name] = none_counts.get(entry.name, 0) + 1
+                else:
+                    feedbacks.extend(result)
+            yield item.trace_id, feedbacks
+
+
+@contextlib.contextmanager
+def frozen_garbage_collector() -> Iterator[None]:
+    """Keep the objects alive now (loaded traces) out of garbage collection while scoring runs.
+
+    Every Feedback is a tracked object, so scoring many traces triggers full collections that
+    would scan every loaded trace each time; on 100,000 traces that doubled the scoring time.
+    Nothing happens when someone else has already frozen objects.
+    """
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def discover_scorers(module: types.ModuleType) -> list[Scorer]:
