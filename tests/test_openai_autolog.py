@@ -15,6 +15,7 @@ from openai.resources.chat.completions import AsyncCompletions, Completions
 import tui_eval.openai as tui_openai
 import tui_eval.tracing as tracing
 from tui_eval.entities import SpanStatusCode, SpanType, Trace
+from tui_eval.io import export_store
 from tui_eval.llm_server import FAULT_HEADER, LLMServer
 from tui_eval.openai import recording as recording_module
 from tui_eval.openai.autolog import ORIGINAL_ATTRIBUTE
@@ -510,8 +511,13 @@ def test_secrets_never_stored(server, store_path):
     frame = tracing.search_traces()
     exports.append(frame.to_json())
     exports.append(frame.to_csv())
+    export_dir = store_path.parent / "exports"
+    for destination in ("traces.jsonl", "traces.json", "folder"):
+        assert export_store(provider.get_store(), export_dir / destination) == 3
+    exports.extend(path.read_text(encoding="utf-8") for path in export_dir.rglob("*") if path.is_file())
     provider.reset()  # close the store so that everything is in the files
     files = [p for p in store_path.parent.iterdir() if p.name.startswith(store_path.name)]
+    assert len(exports) == 3 + 2 + 1 + 1 + 3
     raw = b"".join(p.read_bytes() for p in files)
     for name, secret in SECRETS.items():
         assert secret.encode() not in raw, f"{name} found in the store files"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -150,12 +151,14 @@ def test_generate_1000_rows(tmp_path):
         env.pop("OPENAI_API_KEY", None)
         env.pop("TUI_EVAL_MAX_WORKERS", None)
         started = time.perf_counter()
+        children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         result = subprocess.run(
             [sys.executable, "-m", "tui_eval.cli", "generate", str(ROOT / "demo" / "app.py") + ":sample_app",
              "--data", str(data), "--store", str(tmp_path / "generate.db")],
             capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
         )
         total = time.perf_counter() - started
+        children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -164,5 +167,7 @@ def test_generate_1000_rows(tmp_path):
     assert match is not None, result.stdout
     assert int(match.group(1)) == 1000
     print(f"\n{result.stdout.strip()}")
+    cpu = (children_after.ru_utime - children_before.ru_utime) + (children_after.ru_stime - children_before.ru_stime)
     print(f"generate of 1,000 rows: {float(match.group(4)):.2f} s for the rows, {total:.2f} s for the whole "
-          f"command (start-up and imports included)")
+          f"command (start-up and imports included), {cpu:.2f} s of CPU in the generate process")
+    print(f"load average while it ran: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
