@@ -82,6 +82,9 @@ def _records(data: Any) -> tuple[list[dict[str, Any]], set[str]]:
     """Return the data as a list of dicts with the set of keys seen."""
     if hasattr(data, "to_df") and not _is_dataframe(data):
         data = data.to_df()
+    elif hasattr(data, "toPandas") and not _is_dataframe(data):
+        # NOTE: Spark DataFrames are converted without being tested here (pyspark is not installed).
+        data = data.toPandas()
     if _is_dataframe(data):
         return _frame_records(data)
     if isinstance(data, (list, tuple)):

@@ -97,6 +97,7 @@ def call_predict_fn(predict_fn: Callable[..., Any], inputs: dict[str, Any]) -> A
     """Call ``predict_fn(**inputs)``, awaiting the result of an ``async def`` function."""
     result = predict_fn(**inputs)
     if inspect.isawaitable(result):
+        # NOTE: no timeout, unlike MLflow's MLFLOW_GENAI_EVAL_ASYNC_TIMEOUT (300 s).
         return run_awaitable(result)
     return result
 
