@@ -17,10 +17,10 @@ def screen_text(app) -> str:
 
 
 def screen_segments(app) -> list[str]:
-    """The text of every segment the screen would send to the terminal."""
+    """The text of every segment the screen would send to the terminal, cursor moves left out."""
     update = app.screen._compositor.render_update(full=True)
     console = Console(width=app.size.width, file=io.StringIO(), color_system=None)
-    return [segment.text for segment in console.render(update)]
+    return [segment.text for segment in console.render(update) if not segment.control]
 
 
 async def wait_for(pilot, condition, timeout: float = 30.0, step: float = 0.05) -> bool:
