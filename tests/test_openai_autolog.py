@@ -180,6 +180,16 @@ def test_legacy_completion_span(client):
     assert span.get_attribute("mlflow.message.format") == "openai"
 
 
+def test_legacy_completion_stream(client):
+    chunks = list(client.completions.create(model="gpt-4o-mini", prompt="How much is a kettle?", stream=True,
+                                            stream_options={"include_usage": True}))
+    span = llm_span(last_trace(), SpanType.LLM)
+    text = "".join(choice.text for chunk in chunks for choice in chunk.choices)
+    assert span.outputs["choices"][0]["text"] == text
+    assert span.outputs["choices"][0]["finish_reason"] == "stop"
+    assert span.get_attribute("mlflow.chat.tokenUsage")["total_tokens"] == chunks[-1].usage.total_tokens
+
+
 def test_async_chat_span(server):
     async def run():
         async with async_client(server) as client:
