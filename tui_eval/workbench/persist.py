@@ -21,9 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tui_eval.entities.assessment import Feedback
+from tui_eval.entities.assessment import Assessment, Feedback
+from tui_eval.entities.span import SpanAttributeKey, decode_attribute
 from tui_eval.entities.trace import Trace
 from tui_eval.errors import StoreError, TraceFormatError
+from tui_eval.genai.scoring import ScoringItem, item_from_trace
 from tui_eval.workbench.results import GENERATION_KEY, MODULE_HASH_KEY, Cell, cell_from_feedback, feedback_from_cell
 
 logger = logging.getLogger(__name__)
@@ -55,10 +57,12 @@ class LoadedTraces:
 def load_traces(store_path: str | Path, trace_ids: Sequence[str]) -> LoadedTraces:
     """Read the traces ``trace_ids`` (in that order) through a read-only connection.
 
-    Traces deleted since the ids were listed are skipped and counted in ``missing``.
+    Each item gets its inputs, outputs and expectations at once; its ``Trace`` object is built
+    from the stored JSON on first use or by ``build_traces``, because building every trace up
+    front takes about half a millisecond per trace. Traces deleted since the ids were listed
+    are skipped and counted in ``missing``.
     """
     from tui_eval.genai.aggregation import classify_value
-    from tui_eval.genai.scoring import item_from_trace
     from tui_eval.store.connection import connect, read_transaction, retry_on_busy
 
     path = Path(store_path)
@@ -66,25 +70,32 @@ def load_traces(store_path: str | Path, trace_ids: Sequence[str]) -> LoadedTrace
         raise StoreError(f"cannot load traces: the store {path} does not exist; pass an existing store with --store")
     connection = connect(path, read_only=True)
     loaded = LoadedTraces(items=[], trace_ids=[])
-    newest = (-1, None)
+    newest: tuple[int, str | None] = (-1, None)
     try:
         for start in range(0, len(trace_ids), LOAD_BATCH):
             batch = list(trace_ids[start : start + LOAD_BATCH])
 
-            def read(batch: list[str] = batch) -> list[Trace]:
+            def read(batch: list[str] = batch) -> tuple[list[Any], dict[str, list[dict[str, Any]]]]:
                 with read_transaction(connection):
-                    return _read_traces(connection, batch)
+                    return _read_rows(connection, batch)
 
-            traces = retry_on_busy(read, what="read traces for the workbench")
-            by_id = {trace.info.trace_id: trace for trace in traces}
+            rows, assessments = retry_on_busy(read, what="read traces for the workbench")
+            by_id = {row[0]: row for row in rows}
             for trace_id in batch:
-                trace = by_id.get(trace_id)
-                if trace is None:
+                row = by_id.get(trace_id)
+                if row is None:
                     loaded.missing += 1
                     continue
-                loaded.items.append(item_from_trace(trace))
+                stored = assessments.get(trace_id, [])
+                try:
+                    item, parsed = _stored_item(trace_id, row[1], row[2], stored)
+                except (TraceFormatError, ValueError, TypeError) as error:
+                    logger.error("skipping the stored trace %s, which cannot be read: %s", trace_id, error)
+                    loaded.missing += 1
+                    continue
+                loaded.items.append(item)
                 loaded.trace_ids.append(trace_id)
-                generation, module_hash = _collect_stored_scores(trace, loaded, classify_value)
+                generation, module_hash = _collect_stored_scores(trace_id, parsed, loaded, classify_value)
                 if generation is not None and generation > newest[0]:
                     newest = (generation, module_hash)
     finally:
@@ -94,7 +105,7 @@ def load_traces(store_path: str | Path, trace_ids: Sequence[str]) -> LoadedTrace
     return loaded
 
 
-def _read_traces(connection: Any, trace_ids: list[str]) -> list[Trace]:
+def _read_rows(connection: Any, trace_ids: list[str]) -> tuple[list[Any], dict[str, list[dict[str, Any]]]]:
     payload = json.dumps(trace_ids)
     rows = connection.execute(
         "SELECT trace_id, info_json, spans_json FROM traces WHERE trace_id IN (SELECT value FROM json_each(?))",
@@ -107,21 +118,119 @@ def _read_traces(connection: Any, trace_ids: list[str]) -> list[Trace]:
         (payload,),
     ):
         assessments.setdefault(trace_id, []).append(json.loads(text))
-    traces = []
-    for trace_id, info_json, spans_json in rows:
-        info = json.loads(info_json)
-        info["assessments"] = assessments.get(trace_id, [])
-        try:
-            traces.append(Trace.from_dict({"info": info, "data": {"spans": json.loads(spans_json)}}))
-        except TraceFormatError as error:
-            logger.error("skipping the stored trace %s, which cannot be read: %s", trace_id, error)
-    return traces
+    return rows, assessments
 
 
-def _collect_stored_scores(trace: Trace, loaded: LoadedTraces, classify: Any) -> tuple[int | None, str | None]:
+class StoredItem(ScoringItem):
+    """A ScoringItem whose ``trace`` is built from the stored JSON the first time it is read."""
+
+    __slots__ = ("_source",)
+
+    @property  # type: ignore[override]
+    def trace(self) -> Any:
+        built = _TRACE_SLOT.__get__(self)
+        if built is None and self._source is not None:
+            built = _build_trace(*self._source)
+            _TRACE_SLOT.__set__(self, built)
+            self._source = None
+        return built
+
+    @trace.setter
+    def trace(self, value: Any) -> None:
+        _TRACE_SLOT.__set__(self, value)
+
+    @property
+    def trace_built(self) -> bool:
+        return self._source is None
+
+
+_TRACE_SLOT: Any = ScoringItem.__dict__["trace"]
+
+
+def _build_trace(trace_id: str, info_json: str, spans_json: str, assessments: list[dict[str, Any]]) -> Trace | None:
+    info = json.loads(info_json)
+    info["assessments"] = assessments
+    try:
+        return Trace.from_dict({"info": info, "data": {"spans": json.loads(spans_json)}})
+    except TraceFormatError as error:
+        logger.error("the stored trace %s cannot be read, so scorers get trace=None: %s", trace_id, error)
+        return None
+
+
+def _stored_item(
+    trace_id: str, info_json: str, spans_json: str, stored: list[dict[str, Any]]
+) -> tuple[ScoringItem, list[Any]]:
+    """Build the item of one stored trace, reading only its root span and assessments.
+
+    Returns the item and the workbench feedback it parsed.
+    The values match ``item_from_trace``: the first span without a parent is the root, and
+    every valid expectation is keyed by name.
+    """
+    root = _root_span(spans_json)
+    parsed = [Assessment.from_dictionary(data) for data in stored if GENERATION_KEY in (data.get("metadata") or {})]
+    if root is not None and ("context" in root or not isinstance(root.get("attributes") or {}, dict)):
+        # A layout the store does not write itself: let the entity code read it all.
+        trace = _build_trace(trace_id, info_json, spans_json, stored)
+        if trace is None:
+            raise TraceFormatError(f"trace {trace_id} cannot be read")
+        return item_from_trace(trace), parsed
+    attributes = (root or {}).get("attributes") or {}
+    expectations = {
+        data.get("assessment_name", data.get("name")): _expectation_value(data)
+        for data in stored
+        if "expectation" in data and data.get("valid") is not False
+    }
+    item = StoredItem(
+        trace_id=trace_id,
+        inputs=decode_attribute(attributes.get(SpanAttributeKey.INPUTS)),
+        outputs=decode_attribute(attributes.get(SpanAttributeKey.OUTPUTS)),
+        expectations=expectations,
+    )
+    item._source = (trace_id, info_json, spans_json, stored)
+    return item, parsed
+
+
+_DECODER = json.JSONDecoder()
+
+
+def _root_span(spans_json: str) -> dict[str, Any] | None:
+    """The first span without a parent; only the first span is decoded when it is the root (the usual case)."""
+    text = spans_json.lstrip()
+    if text.startswith("[{"):
+        first, _end = _DECODER.raw_decode(text, 1)
+        if isinstance(first, dict) and not first.get("parent_span_id", first.get("parent_id")):
+            return first
+    spans = json.loads(spans_json)
+    return next((span for span in spans if not span.get("parent_span_id", span.get("parent_id"))), None)
+
+
+def _expectation_value(data: dict[str, Any]) -> Any:
+    """An expectation dict's value, decoded as ``Expectation.from_dictionary`` does."""
+    expectation = data.get("expectation") or {}
+    if "serialized_value" in expectation:
+        serialized = expectation["serialized_value"] or {}
+        return json.loads(serialized.get("value", "null"))
+    return expectation.get("value")
+
+
+def build_traces(items: Sequence[Any], start: int, budget_s: float) -> int:
+    """Build the Trace objects of ``items`` from ``start`` on for about ``budget_s`` seconds; returns where it stopped."""
+    deadline = time.monotonic() + budget_s
+    position = start
+    while position < len(items) and time.monotonic() < deadline:
+        item = items[position]
+        if isinstance(item, StoredItem) and not item.trace_built:
+            item.trace  # noqa: B018 - reading it builds it
+        position += 1
+    return position
+
+
+def _collect_stored_scores(
+    trace_id: str, parsed: list[Any], loaded: LoadedTraces, classify: Any
+) -> tuple[int | None, str | None]:
     """Sort a trace's workbench feedback into the newest generation's cells and stale ids."""
     by_generation: dict[int, list[Feedback]] = {}
-    for assessment in trace.info.assessments:
+    for assessment in parsed:
         if not isinstance(assessment, Feedback) or not assessment.metadata:
             continue
         tag = assessment.metadata.get(GENERATION_KEY)
@@ -160,7 +269,7 @@ def _collect_stored_scores(trace: Trace, loaded: LoadedTraces, classify: Any) ->
             _allow_empty=True,
         )
         cells.append(cell_from_feedback(feedback_copy, classify(feedback_copy)))
-    loaded.restored[trace.info.trace_id] = cells
+    loaded.restored[trace_id] = cells
     module_hash = (by_generation[newest][0].metadata or {}).get(MODULE_HASH_KEY)
     return newest, module_hash
 

@@ -115,6 +115,7 @@ class ZygoteProcess:
         self.close()
 
     def close(self) -> None:
+        """Close the channels and reap the process if it has ended."""
         for closable in (self.control, self.data):
             try:
                 closable.close()
@@ -122,6 +123,10 @@ class ZygoteProcess:
                 pass
         if self.process.stderr is not None:
             self.process.stderr.close()
+        try:
+            self.process.wait(0.2)
+        except subprocess.TimeoutExpired:
+            logger.warning("the workbench zygote (pid %d) is still running after its channels closed", self.pid)
 
 
 class WorkerHandle:
@@ -173,14 +178,11 @@ class WorkerHandle:
         return True
 
     def kill(self, reason: str | None = None) -> None:
-        """Kill the worker's process group; ``reason`` names why for the cell it was on."""
+        """Kill the worker's process group once its pid is known; ``reason`` names why, for the cell it was on."""
         if reason is not None and self.kill_reason is None:
             self.kill_reason = reason
         if self.pid is not None:
             kill_process_group(self.pid)
-        else:
-            # Not forked yet or no hello yet: closing the connection makes it exit at its first read.
-            self.close_connection()
 
     def read_output(self, fd: int) -> list[str] | None:
         """Return the complete lines read from one output pipe, or None at end of file.

@@ -36,6 +36,7 @@ MSG_QUIT = "quit"
 # Zygote -> session (on the zygote's data connection).
 MSG_TRACES_LOADED = "traces_loaded"  # (.., {"trace_ids", "restored", "restored_generation", ...})
 MSG_TRACES_FAILED = "traces_failed"  # (.., message)
+MSG_TRACES_BUILT = "traces_built"  # (.., seconds) every item's Trace object exists now
 MSG_FORKED = "forked"  # (.., key, pid)
 MSG_FORK_FAILED = "fork_failed"  # (.., key, message)
 MSG_EXITED = "exited"  # (.., pid, description)

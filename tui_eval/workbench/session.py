@@ -200,6 +200,7 @@ class Session:
         self._stopping = False
         self._stop_deadline = 0.0
         self._idle = threading.Event()
+        self._warm = threading.Event()
         self._changes_posted = 0
         self._changes_handled = 0
 
@@ -398,6 +399,11 @@ class Session:
             return self._writes_idle.wait(remaining)
         return True
 
+    def wait_warm(self, timeout: float | None = None) -> bool:
+        """Wait until the zygote has built every trace's Trace object, after which scorers taking
+        ``trace`` pay nothing to get it (before, each worker builds the ones it needs)."""
+        return self._warm.wait(timeout)
+
     # -- cross-thread plumbing --------------------------------------------------------------
 
     def _post(self, command: tuple[Any, ...]) -> None:
@@ -454,8 +460,10 @@ class Session:
                 if self._stopping and self._ready_to_exit():
                     break
                 self._update_idle()
-        except Exception:
+        except Exception as exc:
             logger.exception("the workbench loop failed; the session stops scoring")
+            self._fatal_error = f"the workbench stopped after an internal error: {type(exc).__name__}: {exc}"
+            self._publish(ReloadFailed(self._last_started, None, None, self._fatal_error, ""))
         finally:
             self._shutdown()
 
@@ -526,13 +534,18 @@ class Session:
         assert zygote is not None
         self._selector.register(zygote.data, selectors.EVENT_READ, self._on_zygote_readable)
         self._selector.register(zygote.stderr_fd, selectors.EVENT_READ, self._on_zygote_stderr)
-        zygote.configure(
-            {
-                "store_path": str(self.store_path),
-                "trace_ids": self._trace_ids,
-                "log_level": logging.getLogger("tui_eval").getEffectiveLevel(),
-            }
-        )
+        try:
+            zygote.configure(
+                {
+                    "store_path": str(self.store_path),
+                    "trace_ids": self._trace_ids,
+                    "log_level": logging.getLogger("tui_eval").getEffectiveLevel(),
+                }
+            )
+        except OSError:
+            # It died before reading its configuration; its end of file on the data connection
+            # reaches _on_zygote_died, which starts another.
+            logger.warning("the workbench zygote (pid %d) ended before it was configured", zygote.pid)
 
     def _on_zygote_stderr(self, _fileobj: Any) -> None:
         zygote = self._zygote
@@ -572,6 +585,9 @@ class Session:
             self._publish(ReloadFailed(0, self.store_path, None, self._fatal_error, ""))
             self._start_request = None
             self._idle.set()
+        elif kind == protocol.MSG_TRACES_BUILT:
+            logger.debug("zygote built every Trace object in %.2f s", message[1])
+            self._warm.set()
         elif kind == protocol.MSG_FORKED:
             handle = self._handles.get(message[1])
             if handle is not None:
@@ -605,7 +621,8 @@ class Session:
             return
         logger.error("the workbench zygote (pid %d) died", zygote.pid)
         for handle in list(self._handles.values()):
-            handle.kill()
+            if handle.role == protocol.ROLE_WORKER:
+                self._kill_worker(handle)
         self._spares.clear()
         current = self._current
         if current is not None and current.active:
@@ -627,6 +644,8 @@ class Session:
         self._index_of = {trace_id: index for index, trace_id in enumerate(self._trace_ids)}
         self._visible = [self._index_of[trace_id] for trace_id in self._visible_ids if trace_id in self._index_of]
         self._traces_loaded = True
+        if not self._trace_ids:
+            self._warm.set()
         if info.get("missing"):
             logger.warning("%d traces were deleted from the store before they could be loaded", info["missing"])
         logger.debug("zygote loaded %d traces in %.2f s", len(self._trace_ids), info["load_s"])
@@ -675,6 +694,17 @@ class Session:
             self._selector.register(fd, selectors.EVENT_READ, lambda f, h=handle: self._on_worker_output(h, f))
         return handle
 
+    def _kill_worker(self, handle: WorkerHandle, reason: str | None = None) -> None:
+        """Kill a worker; ``reason`` names why, for the cell it was on."""
+        if handle.pid is not None:
+            handle.kill(reason)
+            return
+        # No pid yet: closing the connection makes the child exit at its first read.
+        if reason is not None and handle.kill_reason is None:
+            handle.kill_reason = reason
+        if not handle.connection_closed:
+            self._on_worker_eof(handle)
+
     def _replenish_spares(self) -> None:
         if self._zygote is None or self._stopping or not self._traces_loaded:
             return
@@ -704,7 +734,7 @@ class Session:
             "memory_limit_bytes": self.memory_limit_mb * 1024 * 1024 if self.memory_limit_mb else None,
         }
         if not handle.send((protocol.MSG_RUN, spec)):
-            handle.kill()
+            self._kill_worker(handle)
 
     def _on_worker_readable(self, handle: WorkerHandle) -> None:
         while not handle.connection_closed:
@@ -864,9 +894,9 @@ class Session:
                 continue
             if item == protocol.STAGE_IMPORT:
                 if now - started > self.import_timeout:
-                    handle.kill(f"importing the module timed out after {self.import_timeout:g} s")
+                    self._kill_worker(handle, f"importing the module timed out after {self.import_timeout:g} s")
             elif now - started > self.timeout:
-                handle.kill(f"timed out after {self.timeout:g} s")
+                self._kill_worker(handle, f"timed out after {self.timeout:g} s")
 
     # -- generations ------------------------------------------------------------------------
 
@@ -958,7 +988,7 @@ class Session:
                 handle.state = "spare"
                 self._send_run(handle)
             else:
-                handle.kill()
+                self._kill_worker(handle)
             return
         if run is None or not run.active or run is not self._current:
             return
@@ -1019,7 +1049,7 @@ class Session:
                 handle.inflight[chunk_id] = deque(indexes)
                 if not handle.send((protocol.MSG_CHUNK, chunk_id, indexes, skips)):
                     # The worker is gone; its death puts these items back.
-                    handle.kill()
+                    self._kill_worker(handle)
                     break
 
     def _on_results(
@@ -1154,12 +1184,12 @@ class Session:
             if handle.state == "running":
                 handle.state = "exiting"
                 if not handle.send((protocol.MSG_EXIT,)):
-                    handle.kill()
+                    self._kill_worker(handle)
 
     def _cancel(self, run: _Generation) -> None:
         run.state = "cancelled"
         for handle in run.workers:
-            handle.kill()
+            self._kill_worker(handle)
             handle.state = "exiting" if handle.state == "running" else handle.state
         if self._current is run:
             self._current = None
@@ -1169,7 +1199,7 @@ class Session:
     def _fail(self, run: _Generation, info: dict[str, Any]) -> None:
         run.state = "failed"
         for handle in run.workers:
-            handle.kill()
+            self._kill_worker(handle)
         if self._current is run:
             self._current = None
         path = Path(info["path"]) if info.get("path") else None
@@ -1276,7 +1306,7 @@ class Session:
         if current is not None and current.active:
             self._cancel(current)
         for handle in list(self._spares):
-            handle.kill()
+            self._kill_worker(handle)
         self._spares.clear()
 
     def _ready_to_exit(self) -> bool:
@@ -1288,7 +1318,7 @@ class Session:
 
     def _shutdown(self) -> None:
         for handle in list(self._handles.values()):
-            handle.kill()
+            self._kill_worker(handle)
         zygote = self._zygote
         if zygote is not None:
             zygote.quit()

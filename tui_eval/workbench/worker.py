@@ -244,6 +244,9 @@ class Worker:
 
         module_path = spec["module_path"]
         _limit_memory(spec.get("memory_limit_bytes"))
+        # Everything imported before the user's module comes from the zygote, which never
+        # imports user code, so only modules added from here on can be user files.
+        self.known_modules = set(sys.modules)
         started = time.monotonic()
         self.progress.begin(protocol.STAGE_IMPORT, 0, started)
         try:
@@ -264,9 +267,7 @@ class Worker:
         _flush_user_streams()
         self.scorers = scorers
         self.prepared = prepare_scorers(scorers)
-        files = user_module_files()
-        self.reported_files.update(files)
-        self.known_modules = set(sys.modules)
+        files = self._new_user_files()
         descriptions = []
         for scorer in scorers:
             aggregations = scorer.aggregations
@@ -291,9 +292,19 @@ class Worker:
         )
         return True
 
+    def _new_user_files(self) -> list[str]:
+        """User files among the modules imported since the last call."""
+        new_modules = sys.modules.keys() - self.known_modules
+        if not new_modules:
+            return []
+        self.known_modules.update(new_modules)
+        files = sorted(set(user_module_files(sorted(new_modules))) - self.reported_files)
+        self.reported_files.update(files)
+        return files
+
     def _send_load_failure(self, error: dict[str, Any], module_path: str) -> None:
         _flush_user_streams()
-        files = set(user_module_files())
+        files = set(self._new_user_files())
         files.add(os.path.abspath(module_path))
         if error.get("path") and is_user_path(error["path"]):
             files.add(os.path.abspath(error["path"]))
@@ -338,14 +349,9 @@ class Worker:
                 last_flush = started = now
         _flush_user_streams()
         self.connection.send((protocol.MSG_RESULTS, chunk_id, rows, True, time.monotonic() - started))
-        new_modules = sys.modules.keys() - self.known_modules
-        if not new_modules:
-            return
-        self.known_modules.update(new_modules)
-        files = set(user_module_files(sorted(new_modules))) - self.reported_files
+        files = self._new_user_files()
         if files:
-            self.reported_files.update(files)
-            self.connection.send((protocol.MSG_FILES, sorted(files)))
+            self.connection.send((protocol.MSG_FILES, files))
 
     def aggregate(self, values: dict[str, list[float]]) -> None:
         """Compute the metrics of the scorers' own aggregation functions, which only this process may run."""

@@ -28,9 +28,13 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from tui_eval.workbench import protocol
+from tui_eval.workbench.persist import build_traces
 
 logger = logging.getLogger(__name__)
 
+# Seconds of Trace building between two looks at the control socket, which bounds how long a
+# fork request may wait.
+_BUILD_SLICE_S = 0.02
 # Largest control message and number of descriptors one fork request may carry.
 _MAX_CONTROL_BYTES = 1 << 16
 _MAX_FDS = 8
@@ -118,9 +122,12 @@ def _serve(control: socket.socket, data: Connection, items: list[Any]) -> int:
     selector.register(wake_read, selectors.EVENT_READ)
     children: set[int] = set()
     context = (control, data, selector, wake_read, wake_write)
+    built = 0
+    build_started = time.monotonic()
     try:
         while True:
-            for key, _mask in selector.select():
+            # While traces remain to be built, only peek at the sockets between slices of work.
+            for key, _mask in selector.select(0 if built < len(items) else None):
                 if key.fileobj is control:
                     message, fds = _receive(control)
                     if message is None or message[0] == protocol.MSG_QUIT:
@@ -134,6 +141,11 @@ def _serve(control: socket.socket, data: Connection, items: list[Any]) -> int:
                     except BlockingIOError:
                         pass
             _reap(children, data)
+            if built < len(items):
+                built = build_traces(items, built, _BUILD_SLICE_S)
+                gc.freeze()
+                if built == len(items):
+                    data.send((protocol.MSG_TRACES_BUILT, time.monotonic() - build_started))
     except (BrokenPipeError, ConnectionResetError):
         return 0
     finally:
