@@ -25,6 +25,10 @@ _TRACING_NAMES = (
     "update_current_trace",
 )
 
+# Subpackages reachable as attributes, as in `mlflow.genai.evaluate(...)` or
+# `mlflow.openai.autolog()`; each is imported on first access.
+_SUBPACKAGES = ("entities", "genai", "openai", "store", "tracing")
+
 __all__ = ["__version__", *_TRACING_NAMES]
 
 if TYPE_CHECKING:
@@ -53,8 +57,12 @@ def __getattr__(name: str) -> Any:
         value = getattr(fluent, name)
         globals()[name] = value
         return value
+    if name in _SUBPACKAGES:
+        import importlib
+
+        return importlib.import_module(f"tui_eval.{name}")
     raise AttributeError(f"module 'tui_eval' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_TRACING_NAMES})
+    return sorted({*globals(), *_TRACING_NAMES, *_SUBPACKAGES})
