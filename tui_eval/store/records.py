@@ -235,10 +235,14 @@ def _build_record(trace: Trace, writer: tuple[int, str, int | None] | None) -> T
     )
 
 
-def assessment_row(data: dict[str, Any], trace_id: str | None = None) -> tuple[Any, ...]:
+def assessment_row(
+    data: dict[str, Any], trace_id: str | None = None, times: tuple[int | None, int | None] | None = None
+) -> tuple[Any, ...]:
     """Build an assessments row from an assessment's dict form, filling its id and trace id if absent.
 
-    ``data`` is updated in place, so the stored JSON carries the assigned id.
+    ``data`` is updated in place, so the stored JSON carries the assigned id. ``times`` are
+    the create and last-update times in ms when the caller has them, which saves parsing
+    the dict's RFC 3339 strings.
     """
     if not data.get("assessment_id"):
         data["assessment_id"] = ids.new_assessment_id()
@@ -263,13 +267,16 @@ def assessment_row(data: dict[str, Any], trace_id: str | None = None) -> tuple[A
             value = body.get("value")
     source = data.get("source") or {}
     metadata = data.get("metadata") or {}
+    value_json = dumps(value) if value is not None else None
+    if times is None:
+        times = (_time_or_none(data.get("create_time")), _time_or_none(data.get("last_update_time")))
     return (
         data["assessment_id"],
         data.get("trace_id"),
         data.get("assessment_name"),
         kind,
-        dumps(value) if value is not None else None,
-        value_text(value),
+        value_json,
+        value if isinstance(value, str) else value_json,
         error_code,
         data.get("rationale"),
         source.get("source_type"),
@@ -277,20 +284,11 @@ def assessment_row(data: dict[str, Any], trace_id: str | None = None) -> tuple[A
         metadata.get(ASSESSMENT_RUN_KEY),
         data.get("span_id"),
         metadata.get(GENERATION_KEY),
-        _time_or_none(data.get("create_time")),
-        _time_or_none(data.get("last_update_time")),
+        times[0],
+        times[1],
         0 if data.get("valid") is False else 1,
         dumps(data),
     )
-
-
-def value_text(value: Any) -> str | None:
-    """Return the text a feedback or expectation filter compares: a string as is, else its JSON."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False)
 
 
 def _sum_span_token_usage(spans: list[Any]) -> dict[str, int] | None:

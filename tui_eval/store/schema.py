@@ -137,7 +137,6 @@ _SCHEMA_V1 = (
     )
     """,
     "CREATE INDEX assessments_by_trace ON assessments (trace_id, kind, name)",
-    "CREATE INDEX assessments_by_run ON assessments (run_id)",
     "INSERT INTO experiments (experiment_id, name, creation_time) "
     "VALUES ('0', 'Default', CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER))",
 )

@@ -441,7 +441,10 @@ class Store:
             if not item.assessment_id:
                 item.assessment_id = ids.new_assessment_id()
         dicts = [item.to_dictionary() for item in items]
-        rows = [assessment_row(data) for data in dicts]
+        rows = [
+            assessment_row(data, times=(item.create_time_ms, item.last_update_time_ms))
+            for item, data in zip(items, dicts)
+        ]
         overridden = [(data["overrides"],) for data in dicts if data.get("overrides")]
         trace_ids = sorted({item.trace_id for item in items})
 
