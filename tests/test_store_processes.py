@@ -85,7 +85,7 @@ def _writer(path: str, report_fd: int, seed: int) -> None:
             make_trace(
                 index * 100 + item,
                 span_count=count,
-                outputs="x" * rng.choice([10, 1000, 100_000]),
+                outputs="x" * rng.choice([10, 1000, 50_000]),
                 metadata={"expected_spans": str(count)},
                 tags={"writer": str(seed)},
             )
@@ -116,7 +116,7 @@ def test_writer_killed_at_random_points_leaves_whole_traces(tmp_path):
         writer.start()
         os.close(write_fd)
         # The early kills land while the store is being created or opened.
-        time.sleep(rng.uniform(0.0, 0.05) if round_number < 3 else rng.uniform(0.05, 0.4))
+        time.sleep(rng.uniform(0.0, 0.05) if round_number < 3 else rng.uniform(0.05, 0.25))
         os.kill(writer.pid, signal.SIGKILL)
         writer.join(timeout=10)
         assert writer.exitcode == -signal.SIGKILL
