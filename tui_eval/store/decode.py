@@ -11,8 +11,12 @@ traces.
 from __future__ import annotations
 
 import binascii
+import gc
 import json
 import logging
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from tui_eval.entities.assessment import Assessment
@@ -20,6 +24,7 @@ from tui_eval.entities.span import Span, SpanAttributeKey, SpanEvent, SpanStatus
 from tui_eval.entities.trace import Trace, TraceData
 from tui_eval.entities.trace_info import TraceInfo, TraceLocation
 from tui_eval.entities.trace_state import TraceState
+from tui_eval.errors import TraceFormatError
 
 logger = logging.getLogger(__name__)
 
@@ -216,3 +221,67 @@ def _decode_payload(raw: Any) -> Any:
     except ValueError:
         return raw
 
+
+# --- loading query results ----------------------------------------------------------------
+
+
+def load_assessments(
+    connection: sqlite3.Connection, trace_ids: list[str]
+) -> dict[str, list[str]]:
+    """Return the assessment JSON texts of the given traces, in the order they were first stored."""
+    found: dict[str, list[str]] = {}
+    for trace_id, text in connection.execute(
+        "SELECT trace_id, assessment_json FROM assessments "
+        "WHERE trace_id IN (SELECT value FROM json_each(?)) ORDER BY rowid",
+        (json.dumps(trace_ids),),
+    ):
+        found.setdefault(trace_id, []).append(text)
+    return found
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while thousands of JSON objects are built.
+
+    Each collection walks every live container, so with it running, decoding 10,000 traces
+    takes about a third longer. Nothing built here forms reference cycles.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def load_traces(connection: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> list[Trace]:
+    """Build Trace entities from (trace_id, state, request_time, info_json, spans_json) rows."""
+    if not rows:
+        return []
+    assessments = load_assessments(connection, [row[0] for row in rows])
+    traces = []
+    with _collector_paused():
+        for trace_id, state, request_time, info_json, spans_json in rows:
+            texts = assessments.get(trace_id, ())
+            try:
+                trace = stored_trace(
+                    json.loads(info_json), json.loads(spans_json), [json.loads(text) for text in texts], state, request_time
+                )
+            except TraceFormatError as error:
+                logger.error("skipping the stored trace %s, which cannot be read: %s", trace_id, error)
+                continue
+            traces.append(trace)
+    return traces
+
+
+def load_frame_rows(connection: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    """Build DataFrame rows from (trace_id, state, request_time, info_json, spans_json) rows."""
+    if not rows:
+        return []
+    assessments = load_assessments(connection, [row[0] for row in rows])
+    with _collector_paused():
+        return [
+            stored_frame_row(info_json, spans_json, assessments.get(trace_id, []), state, request_time)
+            for trace_id, state, request_time, info_json, spans_json in rows
+        ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import json
 import logging
 import os
@@ -10,8 +9,7 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -20,12 +18,20 @@ from tui_eval.entities.assessment import Assessment
 from tui_eval.entities.trace import Trace, TraceData
 from tui_eval.entities.trace_info import TraceInfo
 from tui_eval.entities.trace_state import TraceState
-from tui_eval.errors import InvalidParameterError, StoreError, StoreFormatError, TraceFormatError
+from tui_eval.errors import InvalidParameterError, StoreError
 from tui_eval.store import schema
-from tui_eval.store.decode import stored_frame_row, stored_trace
-from tui_eval.store.frame import rows_to_dataframe
+from tui_eval.store.decode import load_frame_rows, load_traces
+from tui_eval.store.file_format import (
+    check_existing_store,
+    foreign_database_error,
+    has_tables,
+    is_current,
+    newer_schema_error,
+)
 from tui_eval.store.connection import connect, configure_for_writing, read_transaction, retry_on_busy, write_transaction
+from tui_eval.store.frame import rows_to_dataframe
 from tui_eval.store.filters import ATTRIBUTE, Clause, compile_clauses, compile_filter, compile_order_by
+from tui_eval.store.processes import process_alive, process_start_ticks
 from tui_eval.store.records import (
     ASSESSMENT_COLUMNS,
     SPAN_COLUMNS,
@@ -47,7 +53,6 @@ T = TypeVar("T")
 
 STORE_ENV_VAR = "TUI_EVAL_STORE"
 DEFAULT_STORE_NAME = "tui_eval.db"
-DEFAULT_EXPERIMENT_ID = "0"
 DEFAULT_EXPERIMENT_NAME = "Default"
 # Metadata key that explains why a trace was closed as ERROR without finishing.
 INCOMPLETE_KEY = "tui_eval.incomplete"
@@ -115,7 +120,7 @@ class Store:
         if self.path.is_dir():
             raise StoreError(f"cannot open the store {self.path}: it is a directory; pass a file path such as {self.path / DEFAULT_STORE_NAME}")
         if self.path.exists() and self.path.stat().st_size > 0:
-            _check_existing_store(self.path)
+            check_existing_store(self.path)
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -124,7 +129,7 @@ class Store:
             raise StoreError(f"cannot open the store {self.path}: {error}") from error
         try:
             configure_for_writing(connection)
-            if not _is_current(connection):
+            if not is_current(connection):
                 with write_transaction(connection):
                     self._migrate(connection)
         except sqlite3.DatabaseError as error:
@@ -139,11 +144,11 @@ class Store:
         version = connection.execute("PRAGMA user_version").fetchone()[0]
         application_id = connection.execute("PRAGMA application_id").fetchone()[0]
         if version > schema.SCHEMA_VERSION:
-            raise _newer_schema_error(self.path, version)
+            raise newer_schema_error(self.path, version)
         if version == schema.SCHEMA_VERSION and application_id == schema.APPLICATION_ID:
             return
-        if application_id not in (0, schema.APPLICATION_ID) or (version == 0 and _has_tables(connection)):
-            raise _foreign_database_error(self.path)
+        if application_id not in (0, schema.APPLICATION_ID) or (version == 0 and has_tables(connection)):
+            raise foreign_database_error(self.path)
         logger.info("migrating the store %s from schema %d to %d", self.path, version, schema.SCHEMA_VERSION)
         schema.migrate(connection, version)
 
@@ -315,7 +320,7 @@ class Store:
         If that process dies before ``log_trace``, the next Store opened on this host marks
         the row ERROR with a reason. A trace already finished in the store is left alone.
         """
-        writer = (int(pid), socket.gethostname(), _process_start_ticks(int(pid)))
+        writer = (int(pid), socket.gethostname(), process_start_ticks(int(pid)))
         record = build_record(Trace(info, TraceData([])), writer=writer)
 
         def write(connection: sqlite3.Connection) -> None:
@@ -528,7 +533,7 @@ class Store:
                 "WHERE t.trace_id IN (SELECT value FROM json_each(?))",
                 (json.dumps(wanted),),
             ).fetchall()
-            by_id = {trace.info.trace_id: trace for trace in _load_traces(connection, rows)}
+            by_id = {trace.info.trace_id: trace for trace in load_traces(connection, rows)}
             return [by_id[trace_id] for trace_id in wanted if trace_id in by_id]
 
         return self._read("read traces", read)
@@ -548,7 +553,7 @@ class Store:
         With ``include_spans=False`` the traces carry no spans (their info and assessments only).
         """
         query, params = self._trace_query(experiment_ids, filter_string, max_results, order_by, run_id, include_spans)
-        return self._read("search traces", lambda c: _load_traces(c, c.execute(query, params).fetchall()))
+        return self._read("search traces", lambda c: load_traces(c, c.execute(query, params).fetchall()))
 
     def search_traces_frame(
         self,
@@ -565,7 +570,7 @@ class Store:
         several times faster.
         """
         query, params = self._trace_query(experiment_ids, filter_string, max_results, order_by, run_id, include_spans)
-        rows = self._read("search traces", lambda c: _load_frame_rows(c, c.execute(query, params).fetchall()))
+        rows = self._read("search traces", lambda c: load_frame_rows(c, c.execute(query, params).fetchall()))
         return rows_to_dataframe(rows)
 
     def _trace_query(
@@ -669,7 +674,7 @@ class Store:
         )
         # NOTE: traces begun on another host (a store on a shared drive) are never closed here,
         # because whether their writer still runs cannot be checked from this host.
-        abandoned = [(trace_id, pid) for trace_id, pid, started in rows if not _process_alive(pid, started)]
+        abandoned = [(trace_id, pid) for trace_id, pid, started in rows if not process_alive(pid, started)]
         if not abandoned:
             return []
 
@@ -744,68 +749,6 @@ def _write_records(connection: sqlite3.Connection, records: list[TraceRecord]) -
         connection.executemany(_UPSERT_ASSESSMENT, assessment_rows)
 
 
-def _load_assessments(
-    connection: sqlite3.Connection, trace_ids: list[str]
-) -> dict[str, list[str]]:
-    """Return the assessment JSON texts of the given traces, in the order they were first stored."""
-    found: dict[str, list[str]] = {}
-    for trace_id, text in connection.execute(
-        "SELECT trace_id, assessment_json FROM assessments "
-        "WHERE trace_id IN (SELECT value FROM json_each(?)) ORDER BY rowid",
-        (json.dumps(trace_ids),),
-    ):
-        found.setdefault(trace_id, []).append(text)
-    return found
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while thousands of JSON objects are built.
-
-    Each collection walks every live container, so with it running, decoding 10,000 traces
-    takes about a third longer. Nothing built here forms reference cycles.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-def _load_traces(connection: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> list[Trace]:
-    """Build Trace entities from (trace_id, state, request_time, info_json, spans_json) rows."""
-    if not rows:
-        return []
-    assessments = _load_assessments(connection, [row[0] for row in rows])
-    traces = []
-    with _collector_paused():
-        for trace_id, state, request_time, info_json, spans_json in rows:
-            texts = assessments.get(trace_id, ())
-            try:
-                trace = stored_trace(
-                    json.loads(info_json), json.loads(spans_json), [json.loads(text) for text in texts], state, request_time
-                )
-            except TraceFormatError as error:
-                logger.error("skipping the stored trace %s, which cannot be read: %s", trace_id, error)
-                continue
-            traces.append(trace)
-    return traces
-
-
-def _load_frame_rows(connection: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
-    """Build DataFrame rows from (trace_id, state, request_time, info_json, spans_json) rows."""
-    if not rows:
-        return []
-    assessments = _load_assessments(connection, [row[0] for row in rows])
-    with _collector_paused():
-        return [
-            stored_frame_row(info_json, spans_json, assessments.get(trace_id, []), state, request_time)
-            for trace_id, state, request_time, info_json, spans_json in rows
-        ]
-
-
 def _limit(value: int | None) -> int:
     if value is None:
         return -1
@@ -816,98 +759,3 @@ def _limit(value: int | None) -> int:
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-def _is_current(connection: sqlite3.Connection) -> bool:
-    version = connection.execute("PRAGMA user_version").fetchone()[0]
-    application_id = connection.execute("PRAGMA application_id").fetchone()[0]
-    return version == schema.SCHEMA_VERSION and application_id == schema.APPLICATION_ID
-
-
-def _has_tables(connection: sqlite3.Connection) -> bool:
-    return connection.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0] > 0
-
-
-def _newer_schema_error(path: Path, version: int) -> StoreFormatError:
-    return StoreFormatError(
-        f"cannot open the store {path}: it was written by a newer tui_eval (schema version {version}; "
-        f"this version reads up to {schema.SCHEMA_VERSION}). Upgrade tui_eval to open it; the file was not changed."
-    )
-
-
-def _foreign_database_error(path: Path) -> StoreFormatError:
-    return StoreFormatError(
-        f"cannot open the store {path}: it is a SQLite database of another application, not a tui_eval store. "
-        "Pass another path with --store or TUI_EVAL_STORE; the file was not changed."
-    )
-
-
-def _check_existing_store(path: Path) -> None:
-    """Raise StoreFormatError unless ``path`` is a tui_eval store this version can open.
-
-    Only the 100-byte database header is read: SQLite keeps the schema cookie, user_version
-    and application_id there. Opening the file through SQLite, even read-only, would create
-    ``-wal`` and ``-shm`` files beside a database that is not ours. A store whose newest
-    header is still in its WAL is checked again inside the migration transaction.
-    """
-    try:
-        with path.open("rb") as handle:
-            header = handle.read(100)
-    except OSError as error:
-        raise StoreError(f"cannot open the store {path}: {error.strerror or error}") from error
-    if not header.startswith(schema.SQLITE_HEADER):
-        raise StoreFormatError(
-            f"cannot open the store {path}: it is not a SQLite database (it starts with {header[:16]!r}). "
-            "Pass the path of a tui_eval store, or a new file name, with --store or TUI_EVAL_STORE; "
-            "the file was not changed."
-        )
-    if len(header) < 100:
-        raise StoreFormatError(
-            f"cannot open the store {path}: its SQLite header is cut short ({len(header)} of 100 bytes); "
-            "the file was not changed."
-        )
-    schema_cookie = int.from_bytes(header[40:44], "big")
-    version = int.from_bytes(header[60:64], "big")
-    application_id = int.from_bytes(header[68:72], "big")
-    if application_id == schema.APPLICATION_ID and version > schema.SCHEMA_VERSION:
-        raise _newer_schema_error(path, version)
-    if application_id != schema.APPLICATION_ID and (schema_cookie or application_id or version):
-        raise _foreign_database_error(path)
-
-
-def _process_start_ticks(pid: int) -> int | None:
-    """Return the process's start time in clock ticks after boot (Linux), to tell a reused pid apart."""
-    stat = _read_proc_stat(pid)
-    return stat[1] if stat else None
-
-
-def _read_proc_stat(pid: int) -> tuple[str, int] | None:
-    """Return (state letter, start ticks) from /proc/PID/stat, or None where /proc is not available."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # The command name in field 2 may hold spaces and parentheses, so split after the last ')'.
-    fields = text[text.rindex(")") + 2:].split()
-    try:
-        return fields[0], int(fields[19])
-    except (IndexError, ValueError):
-        return None
-
-
-def _process_alive(pid: int, started: int | None) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # It exists but belongs to another user.
-    stat = _read_proc_stat(pid)
-    if stat is None:
-        return True
-    state, ticks = stat
-    if state in ("Z", "X"):
-        return False
-    if started is not None and ticks != started:
-        return False  # The pid now belongs to another process.
-    return True
