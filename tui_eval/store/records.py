@@ -159,6 +159,8 @@ def _build_record(trace: Trace, writer: tuple[int, str, int | None] | None) -> T
     if writer is not None:
         state = info_dict["state"] = TraceState.IN_PROGRESS.value
         assessment_dicts = []
+    # NOTE: keys of the trace's "data" dict other than "spans" are not stored; MLflow 3 writes
+    # none, and MLflow 2's "request"/"response" repeat the root span.
     spans = trace.data.spans
 
     contents = [dumps(span.to_dict()) for span in spans]
