@@ -599,7 +599,7 @@ def search_traces(
     if experiment_ids is None:
         active = provider.get_active_experiment_id()
         experiment_ids = [active] if active is not None else None
-    traces = provider.get_store().search_traces(
+    arguments = dict(
         experiment_ids=experiment_ids,
         filter_string=filter_string,
         max_results=max_results,
@@ -607,11 +607,11 @@ def search_traces(
         run_id=run_id,
         include_spans=include_spans,
     )
+    store = provider.get_store()
     if return_type == "list":
-        return traces
-    from tui_eval.store.frame import traces_to_dataframe
-
-    return traces_to_dataframe(traces)
+        return store.search_traces(**arguments)
+    # The store builds the frame from the stored JSON, skipping the entities (about twice as fast).
+    return store.search_traces_frame(**arguments)
 
 
 # --- assessments --------------------------------------------------------------------------
