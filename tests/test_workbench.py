@@ -491,3 +491,5 @@ def test_results_are_stored_and_restored(store, tmp_path):
     assert third.generation == second.generation + 1
     assert third.diff.previous_generation == second.generation
     assert third.diff.unchanged == 2 * TRACES
+    assert third.diff.scorers_appeared == ()
+    assert third.diff.scorers_vanished == ()

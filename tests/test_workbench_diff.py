@@ -20,6 +20,7 @@ from tui_eval.workbench.diff import CellChange, diff_results
 from tui_eval.workbench.results import (
     GENERATION_KEY,
     MODULE_HASH_KEY,
+    SCORER_KEY,
     OverlayResults,
     ResultTable,
     cell_from_feedback,
@@ -66,6 +67,7 @@ def test_cell_round_trip_adds_generation_metadata():
     assert feedback.rationale == "why"
     assert feedback.metadata[GENERATION_KEY] == "7"
     assert feedback.metadata[MODULE_HASH_KEY] == "hash"
+    assert feedback.metadata[SCORER_KEY] == "exact"
     assert feedback.source.source_id == "exact"
 
 

@@ -15,7 +15,9 @@ import json
 import logging
 import math
 import queue
+import signal
 import sys
+import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -175,13 +177,17 @@ def _watch(session: Any, events: queue.SimpleQueue[Any], args: argparse.Namespac
     from tui_eval.workbench.events import FilesWatched, GenerationFinished, ReloadFailed, WorkerOutput
 
     status = EXIT_OK
-    print(f"tui-eval score: watching {session.scorer_path}; press Ctrl-C to stop", file=sys.stderr)
+    interrupted = threading.Event()
+    # Ctrl-C sets a flag the loop checks, instead of raising KeyboardInterrupt at whatever
+    # bytecode the main thread happens to run (which may be outside any try block).
+    previous = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
+    print("tui-eval score: scoring on every save; press Ctrl-C to stop", file=sys.stderr)
     try:
-        while True:
+        while not interrupted.is_set():
             try:
-                event = events.get(timeout=0.5)
+                event = events.get(timeout=0.2)
             except queue.Empty:
-                continue
+                event = None
             if isinstance(event, WorkerOutput):
                 logger.info("scorer %s: %s", event.stream, event.line)
             elif isinstance(event, FilesWatched):
@@ -195,8 +201,9 @@ def _watch(session: Any, events: queue.SimpleQueue[Any], args: argparse.Namespac
                 _print_report(session, event, args, sys.stdout)
                 sys.stdout.flush()
                 status = _threshold_status(event.metrics, thresholds)
-    except KeyboardInterrupt:
-        print("tui-eval score: stopped", file=sys.stderr)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    print("tui-eval score: stopped", file=sys.stderr)
     return status
 
 

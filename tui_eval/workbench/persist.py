@@ -26,7 +26,15 @@ from tui_eval.entities.span import SpanAttributeKey, decode_attribute
 from tui_eval.entities.trace import Trace
 from tui_eval.errors import StoreError, TraceFormatError
 from tui_eval.genai.scoring import ScoringItem, item_from_trace
-from tui_eval.workbench.results import GENERATION_KEY, MODULE_HASH_KEY, Cell, cell_from_feedback, feedback_from_cell
+from tui_eval.workbench.results import (
+    GENERATION_KEY,
+    MODULE_HASH_KEY,
+    SCORER_KEY,
+    WORKBENCH_KEYS,
+    Cell,
+    cell_from_feedback,
+    feedback_from_cell,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -253,11 +261,8 @@ def _collect_stored_scores(
         target.extend(feedback.assessment_id for feedback in feedbacks if feedback.assessment_id)
     cells = []
     for feedback in by_generation[newest]:
-        metadata = {
-            key: value
-            for key, value in (feedback.metadata or {}).items()
-            if key not in (GENERATION_KEY, MODULE_HASH_KEY)
-        }
+        metadata = {key: value for key, value in (feedback.metadata or {}).items() if key not in WORKBENCH_KEYS}
+        scorer = (feedback.metadata or {}).get(SCORER_KEY)
         feedback_copy = Feedback(
             name=feedback.name,
             value=feedback.value,
@@ -268,7 +273,7 @@ def _collect_stored_scores(
             rationale=feedback.rationale,
             _allow_empty=True,
         )
-        cells.append(cell_from_feedback(feedback_copy, classify(feedback_copy)))
+        cells.append(cell_from_feedback(feedback_copy, classify(feedback_copy), scorer))
     loaded.restored[trace_id] = cells
     module_hash = (by_generation[newest][0].metadata or {}).get(MODULE_HASH_KEY)
     return newest, module_hash

@@ -19,6 +19,8 @@ from tui_eval.entities.assessment import AssessmentError, AssessmentSource, Feed
 # Metadata keys on every assessment the workbench writes.
 GENERATION_KEY = "tui_eval.generation"
 MODULE_HASH_KEY = "tui_eval.moduleHash"
+SCORER_KEY = "tui_eval.scorer"
+WORKBENCH_KEYS = (GENERATION_KEY, MODULE_HASH_KEY, SCORER_KEY)
 
 # Error codes of the cells the workbench writes itself when a call could not finish.
 TIMEOUT_ERROR_CODE = "SCORER_TIMEOUT"
@@ -37,14 +39,19 @@ CELL_SOURCE_ID = 8
 CELL_SPAN_ID = 9
 # A float the value adds to aggregates, or the count it goes to ("n_nan", "n_none", "n_error", "n_other").
 CELL_OUTCOME = 10
+# The name of the scorer that produced the cell (a scorer may return feedback of other names).
+CELL_SCORER = 11
 
 Cell = tuple[Any, ...]
 
 _PLAIN_TYPES = (bool, int, float, str, type(None))
 
 
-def cell_from_feedback(feedback: Feedback, outcome: float | str) -> Cell:
-    """Pack a Feedback into a cell; values that do not pickle plainly become JSON-compatible values."""
+def cell_from_feedback(feedback: Feedback, outcome: float | str, scorer: str | None = None) -> Cell:
+    """Pack a Feedback into a cell; values that do not pickle plainly become JSON-compatible values.
+
+    ``scorer`` names the scorer that returned it (default: the feedback's source id).
+    """
     value = feedback.value
     if not isinstance(value, _PLAIN_TYPES):
         from tui_eval.tracing.encoding import to_jsonable
@@ -67,12 +74,13 @@ def cell_from_feedback(feedback: Feedback, outcome: float | str) -> Cell:
         source.source_id if source is not None else "default",
         feedback.span_id,
         outcome,
+        scorer if scorer is not None else (source.source_id if source is not None else feedback.name),
     )
 
 
 def error_cell(scorer_name: str, error_code: str, message: str) -> Cell:
     """A cell for a call that could not finish (timeout, crashed worker), written by the workbench."""
-    return (scorer_name, None, None, error_code, message, None, None, "CODE", scorer_name, None, "n_error")
+    return (scorer_name, None, None, error_code, message, None, None, "CODE", scorer_name, None, "n_error", scorer_name)
 
 
 def cell_is_failure(cell: Cell) -> bool:
@@ -83,6 +91,21 @@ def cell_is_failure(cell: Cell) -> bool:
     if value is False:
         return True
     return isinstance(value, str) and value.strip().lower() == "no"
+
+
+def cells_equal(before: Cell, after: Cell) -> bool:
+    """Whether two cells hold the same value, rationale and error (what a diff compares)."""
+    if before == after:
+        return True
+    value, other = before[CELL_VALUE], after[CELL_VALUE]
+    # NaN never equals itself; two NaN cells count as equal.
+    if not (value == other or (value != value and other != other)):
+        return False
+    return (
+        before[CELL_RATIONALE] == after[CELL_RATIONALE]
+        and before[CELL_ERROR_CODE] == after[CELL_ERROR_CODE]
+        and before[CELL_ERROR_MESSAGE] == after[CELL_ERROR_MESSAGE]
+    )
 
 
 def cell_comparison_key(cell: Cell) -> tuple[Any, ...]:
@@ -102,6 +125,8 @@ def feedback_from_cell(
         metadata[GENERATION_KEY] = str(generation)
     if module_hash:
         metadata[MODULE_HASH_KEY] = module_hash
+    if generation is not None or module_hash:
+        metadata[SCORER_KEY] = cell[CELL_SCORER]
     error = None
     if cell[CELL_ERROR_CODE] is not None:
         error = AssessmentError(cell[CELL_ERROR_CODE], cell[CELL_ERROR_MESSAGE], cell[CELL_STACK_TRACE])
@@ -140,18 +165,29 @@ class ResultTable(Mapping[str, list[Feedback]]):
         self._cells: dict[str, tuple[Cell, ...]] = {}
         self._none: dict[str, tuple[str, ...]] = {}
         self._feedback: dict[str, list[Feedback]] = {}
+        self._names: dict[str, None] = {}
+        self._signatures: dict[str, tuple[str, ...]] = {}
+        self._seen_signatures: set[tuple[str, ...]] = set()
 
     # -- building ---------------------------------------------------------------------------
 
     def add(self, trace_id: str, cells: Iterable[Cell], none_names: Iterable[str] = ()) -> None:
         """Set the cells of one trace (replacing any it had)."""
-        self._cells[trace_id] = tuple(cells)
-        names = tuple(none_names)
-        if names:
-            self._none[trace_id] = names
-        else:
+        packed = tuple(cells)
+        self._cells[trace_id] = packed
+        signature = tuple([cell[CELL_NAME] for cell in packed])
+        interned = _SIGNATURES.get(signature) or _intern_signature(signature)
+        if interned not in self._seen_signatures:
+            self._seen_signatures.add(interned)
+            for name in interned:
+                self._names.setdefault(name, None)
+        self._signatures[trace_id] = interned
+        if none_names:
+            self._none[trace_id] = tuple(none_names)
+        elif self._none:
             self._none.pop(trace_id, None)
-        self._feedback.pop(trace_id, None)
+        if self._feedback:
+            self._feedback.pop(trace_id, None)
 
     def update(self, other: ResultTable) -> None:
         """Copy every trace of ``other`` into this table."""
@@ -162,6 +198,9 @@ class ResultTable(Mapping[str, list[Feedback]]):
         table = ResultTable(self.generation, self.module_hash, create_time_ms=self.create_time_ms)
         table._cells = dict(self._cells)
         table._none = dict(self._none)
+        table._names = dict(self._names)
+        table._signatures = dict(self._signatures)
+        table._seen_signatures = set(self._seen_signatures)
         return table
 
     # -- Mapping ----------------------------------------------------------------------------
@@ -201,6 +240,20 @@ class ResultTable(Mapping[str, list[Feedback]]):
         """The cells of one trace (empty if it has none)."""
         return self._cells.get(trace_id, ())
 
+    @property
+    def cells_by_trace(self) -> Mapping[str, tuple[Cell, ...]]:
+        """Every trace's cells; the live dict, for the workbench's hot loops (do not modify it)."""
+        return self._cells
+
+    @property
+    def signatures_by_trace(self) -> Mapping[str, tuple[str, ...]]:
+        """Every trace's signature (see ``signature``); the live dict (do not modify it)."""
+        return self._signatures
+
+    def signature(self, trace_id: str) -> tuple[str, ...] | None:
+        """The names of a trace's cells in order, as one shared tuple: equal signatures are identical objects."""
+        return self._signatures.get(trace_id)
+
     def none_names(self, trace_id: str) -> tuple[str, ...]:
         """The scorers that returned None for one trace."""
         return self._none.get(trace_id, ())
@@ -209,54 +262,29 @@ class ResultTable(Mapping[str, list[Feedback]]):
         return iter(list(self._cells.items()))
 
     def assessment_names(self) -> list[str]:
-        """Every assessment name in the table, in first-seen order."""
-        names: dict[str, None] = {}
-        for cells in self._cells.values():
-            for cell in cells:
-                names[cell[CELL_NAME]] = None
-        return list(names)
+        """Every assessment name the table has held, in first-seen order."""
+        return list(self._names)
 
-    def source_names(self) -> list[str]:
-        """The scorer names behind the cells (their source ids), in first-seen order."""
+    def scorer_names(self) -> list[str]:
+        """The names of the scorers behind the cells, in first-seen order."""
         names: dict[str, None] = {}
         for cells in self._cells.values():
             for cell in cells:
-                names[cell[CELL_SOURCE_ID] or cell[CELL_NAME]] = None
+                names[cell[CELL_SCORER]] = None
         for none_names in self._none.values():
             names.update(dict.fromkeys(none_names))
         return list(names)
 
     def collect_values(self) -> tuple[dict[str, list[float]], dict[str, dict[str, int]]]:
-        """Group the cells by name into aggregatable floats and per-name counts.
+        """Group the cells by name into aggregatable floats and per-name counts (see ``ValueCollector``)."""
+        collector = ValueCollector()
+        for trace_id, cells in self._cells.items():
+            collector.add(cells, self._none.get(trace_id, ()))
+        return collector.values, collector.counts
 
-        The counts have the keys of ``tui_eval.genai.aggregation.COUNT_KEYS``; calls that
-        returned None count as ``n_none`` under their scorer's name.
-        """
-        from tui_eval.genai.aggregation import COUNT_KEYS
-
-        values: dict[str, list[float]] = {}
-        counts: dict[str, dict[str, int]] = {}
-        for cells in self._cells.values():
-            for cell in cells:
-                name = cell[CELL_NAME]
-                bucket = counts.get(name)
-                if bucket is None:
-                    bucket = counts[name] = dict.fromkeys(COUNT_KEYS, 0)
-                    values[name] = []
-                outcome = cell[CELL_OUTCOME]
-                if type(outcome) is float:
-                    values[name].append(outcome)
-                    bucket["n_scored"] += 1
-                else:
-                    bucket[outcome] += 1
-        for none_names in self._none.values():
-            for name in none_names:
-                bucket = counts.get(name)
-                if bucket is None:
-                    bucket = counts[name] = dict.fromkeys(COUNT_KEYS, 0)
-                    values[name] = []
-                bucket["n_none"] += 1
-        return values, counts
+    def view(self, trace_ids: Iterable[str]) -> TableView:
+        """A read-only mapping over some of this table's traces (a batch of a streaming generation)."""
+        return TableView(self, tuple(trace_ids))
 
     def to_feedback(self) -> Iterator[Feedback]:
         """Every Feedback of the table, trace by trace (built fresh, not cached)."""
@@ -269,6 +297,95 @@ class ResultTable(Mapping[str, list[Feedback]]):
                     module_hash=self.module_hash,
                     create_time_ms=self.create_time_ms,
                 )
+
+
+# Interned name signatures (the scorer names of a trace's cells, in order), and whether each
+# repeats a name. A session sees a handful of distinct signatures, one per module version.
+_SIGNATURES: dict[tuple[str, ...], tuple[str, ...]] = {}
+_MAX_SIGNATURES = 10_000
+
+
+_REPEATS: dict[tuple[str, ...], bool] = {}
+
+
+def _intern_signature(signature: tuple[str, ...]) -> tuple[str, ...]:
+    if len(_SIGNATURES) >= _MAX_SIGNATURES:
+        _SIGNATURES.clear()
+        _REPEATS.clear()
+    _SIGNATURES[signature] = signature
+    return signature
+
+
+def has_repeated_names(signature: tuple[str, ...]) -> bool:
+    """Whether a signature names one assessment more than once (a scorer returning several with one name)."""
+    repeated = _REPEATS.get(signature)
+    if repeated is None:
+        repeated = _REPEATS[signature] = len(signature) > 1 and len(set(signature)) < len(signature)
+    return repeated
+
+
+class ValueCollector:
+    """Group cells by assessment name into aggregatable floats and per-name counts, row by row.
+
+    The counts have the keys of ``tui_eval.genai.aggregation.COUNT_KEYS``; calls that returned
+    None count as ``n_none`` under their scorer's name.
+    """
+
+    def __init__(self) -> None:
+        from tui_eval.genai.aggregation import COUNT_KEYS
+
+        self._count_keys = COUNT_KEYS
+        self.values: dict[str, list[float]] = {}
+        self.counts: dict[str, dict[str, int]] = {}
+
+    def _bucket(self, name: str) -> dict[str, int]:
+        bucket = self.counts[name] = dict.fromkeys(self._count_keys, 0)
+        self.values[name] = []
+        return bucket
+
+    def add(self, cells: Iterable[Cell], none_names: Iterable[str] = ()) -> None:
+        counts = self.counts
+        for cell in cells:
+            name = cell[CELL_NAME]
+            bucket = counts.get(name)
+            if bucket is None:
+                bucket = self._bucket(name)
+            outcome = cell[CELL_OUTCOME]
+            if type(outcome) is float:
+                self.values[name].append(outcome)
+                bucket["n_scored"] += 1
+            else:
+                bucket[outcome] += 1
+        for name in none_names:
+            bucket = counts.get(name)
+            if bucket is None:
+                bucket = self._bucket(name)
+            bucket["n_none"] += 1
+
+
+class TableView(Mapping[str, list[Feedback]]):
+    """Some traces of a ResultTable, read through to it."""
+
+    def __init__(self, table: ResultTable, trace_ids: tuple[str, ...]):
+        self._table = table
+        self._trace_ids = trace_ids
+
+    def __getitem__(self, trace_id: str) -> list[Feedback]:
+        if trace_id not in self._trace_ids:
+            raise KeyError(trace_id)
+        return self._table[trace_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._trace_ids)
+
+    def __len__(self) -> int:
+        return len(self._trace_ids)
+
+    def __contains__(self, trace_id: object) -> bool:
+        return trace_id in self._trace_ids
+
+    def cells(self, trace_id: str) -> tuple[Cell, ...]:
+        return self._table.cells(trace_id)
 
 
 class OverlayResults(Mapping[str, list[Feedback]]):

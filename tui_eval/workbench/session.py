@@ -31,7 +31,7 @@ from typing import Any
 from tui_eval.entities.assessment import Feedback
 from tui_eval.errors import InvalidParameterError, ScorerLoadError, StoreError
 from tui_eval.workbench import protocol
-from tui_eval.workbench.diff import diff_results
+from tui_eval.workbench.diff import DiffBuilder
 from tui_eval.workbench.events import (
     FilesWatched,
     GenerationCancelled,
@@ -50,6 +50,7 @@ from tui_eval.workbench.results import (
     Cell,
     OverlayResults,
     ResultTable,
+    ValueCollector,
     error_cell,
 )
 
@@ -123,6 +124,9 @@ class _Generation:
     metrics: dict[str, float] = field(default_factory=dict)
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     worker_seconds: float = 0.0
+    collector: ValueCollector = field(default_factory=ValueCollector)
+    differ: DiffBuilder | None = None
+    recount: bool = False
 
     @property
     def active(self) -> bool:
@@ -664,7 +668,7 @@ class Session:
             self._final_table = table
             self._final_metrics = metrics
             self._final_counts = counts
-            self._final_scorers = tuple(table.source_names())
+            self._final_scorers = tuple(table.scorer_names())
             self._stored_names = set(table.assessment_names())
             self._next_generation = max(self._next_generation, generation + 1)
             self._publish(ResultsRestored(generation, table, metrics, counts, info["restored_module_hash"] or ""))
@@ -950,6 +954,7 @@ class Session:
             total=len(self._trace_ids),
             pending=deque(self._ordered_indexes()),
             table=ResultTable(number, module_hash, create_time_ms=time.time_ns() // 1_000_000),
+            differ=DiffBuilder(self._final_table),
         )
         self._current = run
         self._publish(GenerationStarted(number, self.scorer_path, run.total, module_hash, reason))
@@ -1058,7 +1063,7 @@ class Session:
         if run.state != "scoring":
             return
         waiting = handle.inflight.get(chunk_id)
-        batch = ResultTable(run.number, run.module_hash, create_time_ms=run.table.create_time_ms)
+        batch: list[str] = []
         for index, cells, none_names in rows:
             if waiting:
                 # Rows come back in the order they were sent.
@@ -1074,23 +1079,29 @@ class Session:
             handle.inflight.pop(chunk_id, None)
         if run.first_results is None:
             run.first_results = time.monotonic()
-        if len(batch):
-            self._publish(ResultsReceived(run.number, batch, run.done, run.total))
+        if batch:
+            self._publish(ResultsReceived(run.number, run.table.view(batch), run.done, run.total))
         self._dispatch(run)
         self._check_complete(run)
 
     def _add_row(
-        self, run: _Generation, index: int, cells: list[Cell], none_names: list[str], batch: ResultTable | None
+        self, run: _Generation, index: int, cells: list[Cell], none_names: list[str], batch: list[str] | None
     ) -> None:
         trace_id = self._trace_ids[index]
         failed = run.failed_cells.pop(index, None)
         if failed:
             cells = list(cells) + failed
-        if trace_id not in run.table:
+        table = run.table
+        if trace_id in table:
+            run.recount = True  # a second row for one trace: the running totals are off
+        else:
             run.done += 1
-        run.table.add(trace_id, cells, none_names)
+        table.add(trace_id, cells, none_names)
+        packed = table.cells(trace_id)
+        run.collector.add(packed, none_names)
+        run.differ.add(trace_id, packed, table.signature(trace_id))
         if batch is not None:
-            batch.add(trace_id, cells, none_names)
+            batch.append(trace_id)
 
     def _check_complete(self, run: _Generation) -> None:
         if run.state != "scoring" or run.pending or run.done < run.total:
@@ -1102,7 +1113,10 @@ class Session:
     def _complete_scoring(self, run: _Generation) -> None:
         from tui_eval.genai.aggregation import aggregate_values
 
-        values, counts = run.table.collect_values()
+        if run.recount:
+            values, counts = run.table.collect_values()
+        else:
+            values, counts = run.collector.values, run.collector.counts
         stand_ins = [
             types.SimpleNamespace(
                 name=item["name"],
@@ -1129,9 +1143,7 @@ class Session:
     def _finish(self, run: _Generation) -> None:
         if not run.active:
             return
-        previous = self._final_table
-        diff = diff_results(
-            previous,
+        diff = run.differ.finish(
             run.table,
             old_metrics=self._final_metrics,
             new_metrics=run.metrics,

@@ -32,6 +32,8 @@ from tui_eval.workbench.persist import build_traces
 
 logger = logging.getLogger(__name__)
 
+# Scheduling niceness added to writer processes.
+_WRITER_NICENESS = 10
 # Seconds of Trace building between two looks at the control socket, which bounds how long a
 # fork request may wait.
 _BUILD_SLICE_S = 0.02
@@ -203,6 +205,8 @@ def _child(role: str, fds: list[int], items: list[Any], context: tuple[Any, ...]
         gc.unfreeze()
         connection = Connection(connection_fd)
         if role == protocol.ROLE_WRITER:
+            # Writing scores is background work: let scoring and the user's interface go first.
+            os.nice(_WRITER_NICENESS)
             os.close(progress_fd)
             from tui_eval.workbench.persist import serve_writer
 
