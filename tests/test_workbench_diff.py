@@ -38,8 +38,12 @@ def cell(name, value, outcome=None, *, error=None, rationale=None):
         source=AssessmentSource("CODE", name),
         _allow_empty=True,
     )
-    if outcome is None:
-        outcome = "n_error" if error is not None else float(value) if isinstance(value, (bool, int, float)) else "n_other"
+    if outcome is None and error is not None:
+        outcome = "n_error"
+    elif outcome is None and isinstance(value, (bool, int, float)):
+        outcome = float(value)
+    elif outcome is None:
+        outcome = "n_other"
     return cell_from_feedback(feedback, outcome)
 
 

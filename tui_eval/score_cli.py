@@ -245,7 +245,7 @@ def visible_text(value: Any) -> str:
 
 
 def summary_rows(metrics: dict[str, float], counts: dict[str, dict[str, int]]) -> tuple[list[str], list[list[Any]]]:
-    """The summary as a header and rows: one row per assessment name, one column per aggregation and count."""
+    """Build the summary's header and rows: one row per assessment name, one column per aggregation and count."""
     aggregations: dict[str, None] = {}
     names: dict[str, None] = dict.fromkeys(counts)
     for key in metrics:
@@ -264,7 +264,7 @@ def summary_rows(metrics: dict[str, float], counts: dict[str, dict[str, int]]) -
 
 
 def failed_cells(results: Any) -> list[dict[str, Any]]:
-    """The failing cells (errors, False, "no") of a ``trace_id -> cells`` table, in trace order."""
+    """List the failing cells (errors, False, "no") of a result table, in trace order."""
     from tui_eval.workbench.results import (
         CELL_ERROR_CODE,
         CELL_ERROR_MESSAGE,

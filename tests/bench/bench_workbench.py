@@ -10,8 +10,9 @@ Measured per save, from the moment before the module is written:
 - *all*: GenerationFinished (every trace scored, metrics and the diff computed);
 - *worker scoring*: the seconds the workers spent in scorer calls, summed over workers.
 The store write that follows each generation runs in a writer process (at niceness 10) and is
-not included. With 1,000 traces the next save waits for it; with 100,000 it does not (a write
-of 300,000 assessments takes about a minute here), so that writer runs during the next saves.
+not included. With 1,000 traces the next save waits for it. With 100,000 it does not, because
+a write of 300,000 assessments takes about a minute here, so that writer runs during the next
+saves.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from tui_eval.workbench.results import CELL_NAME, Cell, ResultTable, cells_equal
 
 
 class CellChange(str, enum.Enum):
-    """How one cell moved between two generations."""
+    """The change of one cell between two generations."""
 
     CHANGED = "changed"
     UNCHANGED = "unchanged"
@@ -36,8 +36,8 @@ class AggregateChange:
 class GenerationDiff:
     """What changed between two generations.
 
-    ``cells`` holds only the cells that changed, are new or were removed, keyed by
-    ``(trace_id, assessment name)``; ``cell()`` answers "unchanged" for every other key.
+    ``cells`` contains only the cells that changed, are new or were removed, keyed by
+    ``(trace_id, assessment name)``. ``cell()`` returns "unchanged" for every other key.
     ``previous_generation`` is None when there was nothing to compare with, and then every
     cell counts as new.
     """
@@ -56,7 +56,7 @@ class GenerationDiff:
     changed_trace_ids: frozenset[str] = frozenset()
 
     def cell(self, trace_id: str, name: str) -> CellChange:
-        """How the cell ``(trace_id, name)`` changed; "unchanged" for cells not listed in ``cells``."""
+        """Return the change of the cell ``(trace_id, name)``: "unchanged" for cells not in ``cells``."""
         return self.cells.get((trace_id, name), CellChange.UNCHANGED)
 
     @property
@@ -73,7 +73,7 @@ class GenerationDiff:
         )
 
     def summary(self) -> str:
-        """One line for a log or a status bar: "3 changed, 97 unchanged, 0 new, 0 removed"."""
+        """Describe the diff in one line for a log or a status bar: "3 changed, 97 unchanged, 0 new, 0 removed"."""
         parts = [f"{self.changed} changed", f"{self.unchanged} unchanged", f"{self.new} new", f"{self.removed} removed"]
         if self.scorers_appeared:
             parts.append("scorers added: " + ", ".join(self.scorers_appeared))

@@ -4,8 +4,8 @@ Scores are written as Feedback assessments whose metadata carries ``tui_eval.gen
 ``tui_eval.moduleHash``. Writing generation G stores G's cells, then invalidates (``valid =
 False``) the workbench feedback of the same names on those traces from any other generation,
 so ``search_traces`` and exports see exactly the latest scores. Rows invalidated by the write
-before are deleted, so the store holds at most two generations of workbench scores instead of
-one more per save.
+before are deleted, so the store contains at most two generations of workbench scores instead
+of one more per save.
 
 Assessment ids of a session are ``"a-" + token + generation + position`` in hex (12 + 8 + 12
 digits), which lets a later write name the rows of an earlier generation without reading them.
@@ -47,9 +47,9 @@ WRITE_BATCH = 5000
 class LoadedTraces:
     """What the zygote loads: one scoring item per trace, and the workbench scores already stored.
 
-    ``restored`` maps trace ids to the cells of the newest stored generation on that trace;
+    ``restored`` maps trace ids to the cells of the newest stored generation on that trace.
     ``restored_ids`` are those rows' assessment ids and ``stale_ids`` the ids of older or
-    invalidated workbench rows, both deleted by later writes.
+    invalidated workbench rows. Later writes delete both.
     """
 
     items: list[Any]
@@ -65,9 +65,9 @@ class LoadedTraces:
 def load_traces(store_path: str | Path, trace_ids: Sequence[str]) -> LoadedTraces:
     """Read the traces ``trace_ids`` (in that order) through a read-only connection.
 
-    Each item gets its inputs, outputs and expectations at once; its ``Trace`` object is built
+    Each item gets its inputs, outputs and expectations at once. Its ``Trace`` object is built
     from the stored JSON on first use or by ``build_traces``, because building every trace up
-    front takes about half a millisecond per trace. Traces deleted since the ids were listed
+    front takes about half a millisecond per trace (2 vCPU EPYC VM, demo-shaped traces). Traces deleted since the ids were listed
     are skipped and counted in ``missing``.
     """
     from tui_eval.genai.aggregation import classify_value
@@ -202,7 +202,7 @@ _DECODER = json.JSONDecoder()
 
 
 def _root_span(spans_json: str) -> dict[str, Any] | None:
-    """The first span without a parent; only the first span is decoded when it is the root (the usual case)."""
+    """Return the first span without a parent, decoding only the first span when it is the root (the usual case)."""
     text = spans_json.lstrip()
     if text.startswith("[{"):
         first, _end = _DECODER.raw_decode(text, 1)
@@ -213,7 +213,7 @@ def _root_span(spans_json: str) -> dict[str, Any] | None:
 
 
 def _expectation_value(data: dict[str, Any]) -> Any:
-    """An expectation dict's value, decoded as ``Expectation.from_dictionary`` does."""
+    """Decode an expectation dict's value the way ``Expectation.from_dictionary`` does."""
     expectation = data.get("expectation") or {}
     if "serialized_value" in expectation:
         serialized = expectation["serialized_value"] or {}
@@ -283,7 +283,7 @@ def _collect_stored_scores(
 
 
 def assessment_id(token: str, generation: int, position: int) -> str:
-    """The id of the ``position``-th assessment a session (``token``, 12 hex digits) writes for a generation."""
+    """Return the id of the ``position``-th assessment a session (``token``, 12 hex digits) writes for a generation."""
     return f"a-{token}{generation & 0xFFFFFFFF:08x}{position & 0xFFFFFFFFFFFF:012x}"
 
 
@@ -348,7 +348,7 @@ def write_generation(store_path: str | Path, payload: dict[str, Any]) -> dict[st
 
 
 def serve_writer(connection: Any) -> None:
-    """The writer process: receive one payload, write it, answer with the counts or the error."""
+    """Run the writer process: receive one payload, write it, and send back the counts or the error."""
     try:
         store_path, payload = connection.recv()
     except EOFError:

@@ -19,7 +19,7 @@ from tui_eval.workbench.protocol import ProgressBlock
 
 logger = logging.getLogger(__name__)
 
-# The longest line of user output published as is; longer lines are cut.
+# The maximum length of a published line of user output; longer lines are cut.
 MAX_LINE_CHARS = 10_000
 # Bytes read from an output pipe at a time.
 _READ_SIZE = 1 << 16
@@ -38,7 +38,7 @@ def kill_process_group(pid: int) -> None:
 
 
 def _environment() -> dict[str, str]:
-    """The zygote's environment: the caller's, with tui_eval importable even when not installed."""
+    """Build the zygote's environment: the caller's, with tui_eval importable even when not installed."""
     env = dict(os.environ)
     package_root = str(Path(__file__).resolve().parents[2])
     current = env.get("PYTHONPATH")

@@ -2,8 +2,8 @@
 
 Process tree: the session (the TUI or CLI process) starts one *zygote* with ``subprocess``.
 The zygote imports tui_eval, loads the session's traces from the store read-only, and then
-forks a *worker* whenever the session asks for one; a forked worker starts with everything
-loaded, because the zygote's memory is shared copy-on-write. The zygote never imports the
+forks a *worker* for each fork request. A forked worker starts with everything loaded,
+because the zygote's memory is shared copy-on-write. The zygote never imports the
 user's code, so every worker imports the scorer module from scratch.
 
 Channels of one worker, all created by the session and handed to the zygote with
@@ -68,12 +68,12 @@ PROGRESS_SIZE = _PROGRESS.size
 
 
 class ProgressBlock:
-    """Where a worker records the call it is in, readable by the session at any time.
+    """Shared memory in which a worker records the scorer call it is in; the session reads it at any time.
 
-    The sequence number is odd while a call runs and even between calls, and it is written
-    last, so a reader that sees the same sequence before and after reading the other fields
-    has a consistent snapshot. ``time.monotonic`` is system-wide on Linux and macOS, so the
-    session can compare the start time with its own clock.
+    The sequence number is odd while a call runs and even between calls. The session reads
+    the block twice and retries until both reads agree, so it never acts on a torn snapshot.
+    ``time.monotonic`` uses one clock for all processes on Linux and macOS, so the session
+    can compare the start time with its own clock.
     """
 
     def __init__(self, fd: int):
@@ -117,7 +117,7 @@ def _anonymous_file() -> int:
 
 
 def control_socketpair() -> tuple[socket.socket, socket.socket]:
-    """A socket pair that keeps message boundaries, for passing file descriptors to the zygote."""
+    """Create a socket pair that keeps message boundaries, for passing file descriptors to the zygote."""
     kind = getattr(socket, "SOCK_SEQPACKET", None)
     if kind is not None:
         try:

@@ -1,10 +1,10 @@
 """A generation's scores in a compact form, turned into Feedback objects only when read.
 
-A worker sends each score as a *cell*: a plain tuple (see the ``CELL_*`` indexes) that pickles
-about a thousand times faster than a Feedback and takes a tenth of the memory. A session of
-100,000 traces and three scorers holds 300,000 cells per generation, and the parent process
-(which also runs the TUI) must diff, count and aggregate them within a blink, so it works on
-cells throughout. ``ResultTable`` presents them as the ``trace_id -> list[Feedback]`` mapping
+A worker sends each score as a *cell*: a plain tuple (see the ``CELL_*`` indexes). Pickling
+300,000 Feedback objects took 6.6 s on a 2 vCPU EPYC VM, and 300,000 small tuples 7 ms. A
+session of 100,000 traces and three scorers has 300,000 cells per generation. The parent
+process (which also runs the TUI) must diff, count and aggregate them within a blink, so it
+works on cells throughout. ``ResultTable`` presents them as the ``trace_id -> list[Feedback]`` mapping
 the session API promises and builds the Feedback objects of a trace on first access.
 """
 
@@ -74,17 +74,23 @@ def cell_from_feedback(feedback: Feedback, outcome: float | str, scorer: str | N
         source.source_id if source is not None else "default",
         feedback.span_id,
         outcome,
-        scorer if scorer is not None else (source.source_id if source is not None else feedback.name),
+        scorer if scorer is not None else _default_scorer(feedback),
     )
 
 
+def _default_scorer(feedback: Feedback) -> str:
+    if feedback.source is not None:
+        return feedback.source.source_id
+    return feedback.name
+
+
 def error_cell(scorer_name: str, error_code: str, message: str) -> Cell:
-    """A cell for a call that could not finish (timeout, crashed worker), written by the workbench."""
+    """Build the cell of a call that could not finish (timeout, crashed worker)."""
     return (scorer_name, None, None, error_code, message, None, None, "CODE", scorer_name, None, "n_error", scorer_name)
 
 
 def cell_is_failure(cell: Cell) -> bool:
-    """Whether a cell counts as failed: an error, False, or the string "no" (any case)."""
+    """Tell whether a cell counts as failed: an error, False, or the string "no" (any case)."""
     if cell[CELL_ERROR_CODE] is not None:
         return True
     value = cell[CELL_VALUE]
@@ -94,7 +100,7 @@ def cell_is_failure(cell: Cell) -> bool:
 
 
 def cells_equal(before: Cell, after: Cell) -> bool:
-    """Whether two cells hold the same value, rationale and error (what a diff compares)."""
+    """Tell whether two cells have the same value, rationale and error (what a diff compares)."""
     if before == after:
         return True
     value, other = before[CELL_VALUE], after[CELL_VALUE]
@@ -109,7 +115,7 @@ def cells_equal(before: Cell, after: Cell) -> bool:
 
 
 def cell_comparison_key(cell: Cell) -> tuple[Any, ...]:
-    """The parts of a cell a diff compares: value, rationale and error (never times or traces)."""
+    """Return the parts of a cell a diff compares: value, rationale and error (never times or traces)."""
     value = cell[CELL_VALUE]
     if isinstance(value, float) and math.isnan(value):
         value = "\0nan"  # NaN never equals itself; two NaN cells count as unchanged.
@@ -299,8 +305,8 @@ class ResultTable(Mapping[str, list[Feedback]]):
                 )
 
 
-# Interned name signatures (the scorer names of a trace's cells, in order), and whether each
-# repeats a name. A session sees a handful of distinct signatures, one per module version.
+# Interned name signatures (the assessment names of a trace's cells, in order), and whether
+# each repeats a name. A session meets a handful of distinct signatures, one per module version.
 _SIGNATURES: dict[tuple[str, ...], tuple[str, ...]] = {}
 _MAX_SIGNATURES = 10_000
 
@@ -317,7 +323,7 @@ def _intern_signature(signature: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def has_repeated_names(signature: tuple[str, ...]) -> bool:
-    """Whether a signature names one assessment more than once (a scorer returning several with one name)."""
+    """Tell whether a signature names one assessment more than once (a scorer returning several with one name)."""
     repeated = _REPEATS.get(signature)
     if repeated is None:
         repeated = _REPEATS[signature] = len(signature) > 1 and len(set(signature)) < len(signature)
@@ -369,9 +375,10 @@ class TableView(Mapping[str, list[Feedback]]):
     def __init__(self, table: ResultTable, trace_ids: tuple[str, ...]):
         self._table = table
         self._trace_ids = trace_ids
+        self._members = frozenset(trace_ids)
 
     def __getitem__(self, trace_id: str) -> list[Feedback]:
-        if trace_id not in self._trace_ids:
+        if trace_id not in self._members:
             raise KeyError(trace_id)
         return self._table[trace_id]
 
@@ -382,10 +389,15 @@ class TableView(Mapping[str, list[Feedback]]):
         return len(self._trace_ids)
 
     def __contains__(self, trace_id: object) -> bool:
-        return trace_id in self._trace_ids
+        return trace_id in self._members
 
     def cells(self, trace_id: str) -> tuple[Cell, ...]:
-        return self._table.cells(trace_id)
+        """The cells of one trace of the batch (see ``ResultTable.cells``)."""
+        return self._table.cells(trace_id) if trace_id in self._members else ()
+
+    def none_names(self, trace_id: str) -> tuple[str, ...]:
+        """The scorers that returned None for one trace of the batch."""
+        return self._table.none_names(trace_id) if trace_id in self._members else ()
 
 
 class OverlayResults(Mapping[str, list[Feedback]]):

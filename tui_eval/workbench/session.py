@@ -66,7 +66,7 @@ MIN_CHUNK = 16
 MAX_CHUNK = 1000
 # A generation uses one more worker per this many traces, up to ``workers``.
 ITEMS_PER_EXTRA_WORKER = 50
-# Chunks sent ahead to each worker, so it never waits for the next one.
+# Chunks sent ahead to each worker, so it rarely waits for the next one.
 CHUNKS_IN_FLIGHT = 2
 # How often the loop checks the per-call timeout while a generation runs, in seconds.
 WATCHDOG_INTERVAL_S = 0.05
@@ -791,7 +791,7 @@ class Session:
         self._on_worker_gone(handle)
 
     def _on_worker_gone(self, handle: WorkerHandle) -> None:
-        """The worker's connection closed: process its death now, or once the zygote says how it ended."""
+        """Handle a closed worker connection: account for the death now, or once the zygote reports how it ended."""
         if handle in self._spares:
             self._spares.remove(handle)
         run = handle.run

@@ -5,9 +5,9 @@ in memory. It waits as a spare until the session sends ``MSG_RUN``, then imports
 reports its scorers and the user files it imported, and scores the chunks of items the session
 sends, streaming the cells back. It never returns to being a spare: one worker, one import.
 
-User modules are compiled from their source on every import, never from ``__pycache__``,
-because a ``.pyc`` is matched to its source by modification time in whole seconds and size,
-so two quick saves of the same length would otherwise run stale bytecode.
+User modules are compiled from their source on every import, never from ``__pycache__``.
+A ``.pyc`` is matched to its source by modification time in whole seconds and by size, so
+two quick saves of the same length would otherwise run stale bytecode.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ _LIBRARY_ROOTS: tuple[str, ...] | None = None
 
 
 def is_user_path(path: str | None) -> bool:
-    """Whether a file belongs to the user: a real file outside the standard library, site-packages and tui_eval."""
+    """Tell whether a file belongs to the user: a real file outside the standard library, site-packages and tui_eval."""
     global _LIBRARY_ROOTS
     if not path or path.startswith("<"):
         return False
@@ -78,7 +78,7 @@ def is_user_path(path: str | None) -> bool:
 
 
 def user_module_files(module_names: Sequence[str] | None = None) -> list[str]:
-    """The files of the imported user modules (all of ``sys.modules``, or just ``module_names``)."""
+    """Return the files of the imported user modules (all of ``sys.modules``, or just ``module_names``)."""
     files: set[str] = set()
     names = list(sys.modules) if module_names is None else module_names
     for name in names:
@@ -373,8 +373,8 @@ def score_cells(entry: Any, item: Any) -> list[Any] | None:
 
     Same results as ``entry.score(item)`` turned into cells, but a plain bool, int, float or str
     (what most scorers return) becomes its cell directly, without a Feedback object in between,
-    which halves the cost of a cheap scorer's call. Never raises for an ``Exception`` or
-    ``SystemExit`` from the scorer.
+    which halves the cost of a cheap scorer's call. An ``Exception`` or ``SystemExit`` from the
+    scorer becomes an error cell; other ``BaseException``s propagate to the caller.
     """
     if entry.problem is not None:
         feedbacks = entry.score(item)
@@ -397,7 +397,7 @@ def score_cells(entry: Any, item: Any) -> list[Any] | None:
 
 
 def plain_outcome(value: bool | int | float | str) -> float | str:
-    """What a plain value adds to aggregates, as ``classify_value`` decides it: a float or a count name."""
+    """Classify a plain value as ``classify_value`` does: the float it adds to aggregates, or a count name."""
     if type(value) is str:
         lowered = value.lower()
         if lowered == "yes":

@@ -4,8 +4,8 @@ Run by a session as ``python -P -m tui_eval.workbench.zygote --control-fd N --da
 It reads its configuration from the data connection, loads the traces read-only, reports them on
 the data connection, then forks a child per ``MSG_FORK`` request. Children inherit the loaded
 items copy-on-write, so a fresh worker is ready in milliseconds whatever the number of traces.
-The zygote reaps its children and reports how each one ended; when the session goes away
-(end of file on the control socket) it kills every child and exits.
+The zygote reaps its children and reports how each one ended. When the session goes away
+(end of file on the control socket), it kills every child and exits.
 
 The zygote stays single-threaded, because ``fork`` copies only the calling thread, and it never
 imports user code, so every worker's import of the scorer module is a first import.
