@@ -436,7 +436,8 @@ def test_visible_traces_are_scored_first(store, tmp_path):
     module = tmp_path / "scorers.py"
     module.write_text("import time\nfrom tui_eval.genai.scorers import scorer\n\n@scorer\ndef slow(outputs):\n    time.sleep(0.001)\n    return 1\n")
     visible = ids[:10]  # the store lists newest first, so these come last by default
-    session = Session(path, module, watch=False)
+    # One worker, so the order is the dispatch order and not a race between two processes.
+    session = Session(path, module, watch=False, workers=1)
     recorder = EventRecorder()
     session.subscribe(recorder)
     session.set_visible(visible)

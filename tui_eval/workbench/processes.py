@@ -155,6 +155,7 @@ class WorkerHandle:
         self.inflight: dict[int, deque[int]] = {}
         self.kill_reason: str | None = None
         self.exit_description: str | None = None
+        self.reaped = False
         self.connection_closed = False
         self.death_deadline: float | None = None
 
@@ -181,7 +182,8 @@ class WorkerHandle:
         """Kill the worker's process group once its pid is known; ``reason`` names why, for the cell it was on."""
         if reason is not None and self.kill_reason is None:
             self.kill_reason = reason
-        if self.pid is not None:
+        # Once the zygote has reaped it, the pid may belong to another process.
+        if self.pid is not None and not self.reaped:
             kill_process_group(self.pid)
 
     def read_output(self, fd: int) -> list[str] | None:

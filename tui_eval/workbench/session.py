@@ -19,6 +19,7 @@ import logging
 import os
 import queue
 import selectors
+import signal
 import threading
 import time
 import types
@@ -607,6 +608,7 @@ class Session:
             handle = self._by_pid.pop(message[1], None)
             if handle is not None:
                 handle.exit_description = message[2]
+                handle.reaped = True
                 if handle.death_deadline is not None:
                     self._process_death(handle)
 
@@ -817,6 +819,13 @@ class Session:
         handle.death_deadline = None
         was_running = handle.state == "running"
         handle.state = "dead"
+        if handle.pid is not None and handle.role == protocol.ROLE_WORKER:
+            # Processes the user's code started outlive the worker in its process group; end
+            # them. The group id cannot be reused while any of them lives.
+            try:
+                os.killpg(handle.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
         try:
             self._account_for_death(handle, was_running)
         finally:

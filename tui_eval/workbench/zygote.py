@@ -202,7 +202,8 @@ def _child(role: str, fds: list[int], items: list[Any], context: tuple[Any, ...]
         for stream in (sys.stdout, sys.stderr):
             if stream is not None:
                 stream.reconfigure(line_buffering=True)
-        gc.unfreeze()
+        # The zygote's objects stay frozen, so this process's collections never walk (and copy)
+        # the pages it shares with the zygote.
         connection = Connection(connection_fd)
         if role == protocol.ROLE_WRITER:
             # Writing scores is background work: let scoring and the user's interface go first.
