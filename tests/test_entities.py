@@ -24,7 +24,7 @@ from tui_eval.entities import (
 from tui_eval.entities.assessment import Assessment
 from tui_eval.errors import InvalidParameterError, TraceFormatError
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "mlflow-3.17"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "mlflow-3.17"
 TRACE_ID = "tr-3f2a9c0d5e6b47a18c2d4e5f60718293"
 
 

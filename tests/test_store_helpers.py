@@ -15,7 +15,7 @@ from tui_eval.entities.trace_info import TraceInfo, TraceLocation
 from tui_eval.entities.trace_state import TraceState
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-FIXTURES_317 = REPO_ROOT.parent / "shared" / "fixtures" / "mlflow-3.17"
+FIXTURES_317 = REPO_ROOT / "tests" / "fixtures" / "mlflow-3.17"
 BASE_TIME_MS = 1_750_000_000_000
 _UNSET = object()
 
