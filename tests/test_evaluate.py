@@ -842,3 +842,21 @@ def test_progress_silent_without_terminal(store, capsys, monkeypatch):
     captured = capsys.readouterr()
     assert captured.err == ""
     assert captured.out == ""
+
+
+def test_result_frame_leaves_out_workbench_scores():
+    from pathlib import Path
+
+    from tui_eval.entities import Feedback, Trace
+    from tui_eval.genai.evaluation import build_result_frame
+
+    trace = Trace.from_json((Path(__file__).parent / "fixtures" / "mlflow-3.17" / "tr-dd2a7c85ea0b601e94fddcccf3a99795.json").read_text(encoding="utf-8"))
+    trace.info.assessments = [
+        Feedback(name="from_workbench", value=1, metadata={"tui_eval.generation": "3"}),
+        Feedback(name="from_this_run", value=2, metadata={"mlflow.assessment.sourceRunId": "run-1"}),
+        Feedback(name="from_other_run", value=3, metadata={"mlflow.assessment.sourceRunId": "run-2"}),
+        Feedback(name="unattributed", value=4),
+    ]
+    frame = build_result_frame("run-1", [trace])
+    value_columns = [column for column in frame.columns if column.endswith("/value")]
+    assert value_columns == ["from_this_run/value", "unattributed/value"]

@@ -519,12 +519,17 @@ class _Evaluation:
             return None
 
 
+# Metadata key of the scores a workbench session stores (tui_eval.workbench.results.GENERATION_KEY),
+# spelled out here because genai must not import the workbench.
+WORKBENCH_GENERATION_KEY = "tui_eval.generation"
+
+
 def build_result_frame(run_id: str, traces: Sequence[Trace]) -> pandas.DataFrame:
     """Build ``result_df``: trace_id, ``<name>/value`` per assessment, the search_traces columns,
     then ``<name>/rationale`` and ``<name>/error`` per feedback name.
 
-    Assessments written by another run (``mlflow.assessment.sourceRunId``) are left out.
-    When a trace has two assessments of one name, the later one gives the cell.
+    Assessments written by another run (``mlflow.assessment.sourceRunId``) or by a workbench
+    session (``tui_eval.generation``) are left out. When a trace has two assessments of one name, the later one gives the cell.
     """
     import pandas
 
@@ -541,6 +546,8 @@ def build_result_frame(run_id: str, traces: Sequence[Trace]) -> pandas.DataFrame
             metadata = assessment.metadata
             source_run = metadata.get(SOURCE_RUN_ID_KEY) if metadata else None
             if source_run is not None and source_run != run_id:
+                continue
+            if metadata and WORKBENCH_GENERATION_KEY in metadata:
                 continue
             name = assessment.name
             value_names[name] = None
