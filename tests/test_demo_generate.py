@@ -284,3 +284,14 @@ def test_demo_generate_subprocess(tmp_path):
     traces = stored_traces(tmp_path / "demo.db", run_id_from(result.stdout))
     assert len(traces) == rows
     assert all(len(t.search_spans(span_type="CHAT_MODEL")) == 1 for t in traces)
+
+
+def test_invalid_jsonl_line_names_the_column_in_that_line(tmp_path):
+    data = tmp_path / "data.jsonl"
+    good = json.dumps({"inputs": {"question": "hi"}})
+    data.write_text(f'{good}\n{{"inputs": {{"question": "unclosed"}}\n{good}\n', encoding="utf-8")
+    rows, problems = read_dataset(data)
+    assert len(rows) == 2
+    [problem] = problems
+    assert problem.location == "line 2"
+    assert "at column 36" in problem.message  # just past the 35 characters of the line

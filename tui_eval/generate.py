@@ -215,7 +215,8 @@ def _jsonl_records(path: Path) -> Iterator[tuple[str, Any]]:
                 continue
             location = f"line {number}"
             try:
-                yield location, json.loads(line)
+                # Without its line ending, so that an error at the end of the line names a column of it.
+                yield location, json.loads(line.rstrip("\r\n"))
             except json.JSONDecodeError as exc:
                 yield location, RowProblem(location, f"invalid JSON: {exc.msg} at column {exc.colno}")
 
