@@ -65,7 +65,7 @@ def test_list_bad_filter_is_one_line_error(capsys, store_path):
 
 def test_missing_store_is_reported(capsys, tmp_path):
     code, out, err = run(capsys, "traces", "list", "--store", str(tmp_path / "none.db"))
-    assert code == 1
+    assert code == 2
     assert "no store at" in err
     assert not (tmp_path / "none.db").exists()
 

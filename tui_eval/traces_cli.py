@@ -54,7 +54,8 @@ def add_traces_parser(subparsers: Any) -> argparse.ArgumentParser:
     export.add_argument(
         "--format", choices=("json", "jsonl", "folder"), help="override the format the destination's name implies"
     )
-    export.add_argument("--max-results", type=int, metavar="N", help="export at most N traces")
+    export.add_argument("--limit", "--max-results", dest="max_results", type=int, metavar="N",
+                        help="export at most N traces")
 
     imports = commands.add_parser("import", help="read MLflow trace JSON or JSONL files into the store")
     _add_store_option(imports)
@@ -74,7 +75,7 @@ def _add_selection_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--filter", dest="filter_string", metavar="FILTER", help="MLflow filter string, e.g. \"status = 'OK'\""
     )
-    parser.add_argument("--run-id", metavar="RUN_ID", help="only traces of this run")
+    parser.add_argument("--run", "--run-id", dest="run_id", metavar="RUN_ID", help="only traces of this run")
     parser.add_argument(
         "--order-by",
         action="append",
@@ -92,7 +93,7 @@ def run_traces(args: argparse.Namespace) -> int:
     stdout = _utf8(sys.stdout)
     if action != "import" and not path.exists():
         print(f"tui-eval traces {action}: no store at {path}; pass --store PATH or set TUI_EVAL_STORE", file=sys.stderr)
-        return 1
+        return 2
     from tui_eval.store import Store
 
     with Store(path) as store:
