@@ -8,7 +8,10 @@ Measured per save, from the moment before the module is written:
 - *started*: the session's GenerationStarted (file event plus the watcher's quiet period);
 - *first visible*: the first ResultsReceived, which must hold the 50 traces marked visible;
 - *all*: GenerationFinished (every trace scored, metrics and the diff computed);
-- *worker scoring*: the seconds the workers spent in scorer calls, summed over workers.
+- *worker scoring*: the wall seconds the workers spent scoring, summed over workers, and their
+  CPU seconds;
+- *session CPU*: CPU seconds of the test process (the session's loop, dispatcher and watcher
+  threads) from the save to GenerationFinished.
 The store write that follows each generation runs in a writer process (at niceness 10) and is
 not included. With 1,000 traces the next save waits for it. With 100,000 it does not, because
 a write of 300,000 assessments takes about a minute here, so that writer runs during the next
@@ -85,12 +88,14 @@ def test_save_to_scores(tmp_path, count):
         print(f"[{count} traces] zygote built every Trace object {time.monotonic() - warm_started:.1f} s later")
         assert session.wait_idle(300, include_writes=True)
 
-        to_started, to_visible, to_all, scoring = [], [], [], []
+        to_started, to_visible, to_all, scoring, scoring_cpu, session_cpu = [], [], [], [], [], []
         for version in range(1, SAVES + 1):
             mark = recorder.mark()
             saved = time.monotonic()
+            cpu_before = time.process_time()
             write_module(module, scorers(version))
             done = recorder.wait_for(lambda e: isinstance(e, GenerationFinished), since=mark, timeout=120)
+            session_cpu.append(time.process_time() - cpu_before)
             events = recorder.events[mark:]
             start_at = next(at for at, e in events if isinstance(e, GenerationStarted))
             first_batch_at, first_batch = next((at, e) for at, e in events if isinstance(e, ResultsReceived))
@@ -101,6 +106,7 @@ def test_save_to_scores(tmp_path, count):
             to_visible.append(first_batch_at - saved)
             to_all.append(finished_at - saved)
             scoring.append(done.timings["worker_scoring_s"])
+            scoring_cpu.append(done.timings["worker_cpu_s"])
             assert session.wait_idle(120, include_writes=count <= 10_000)
             time.sleep(0.5)
     finally:
@@ -112,3 +118,5 @@ def test_save_to_scores(tmp_path, count):
     print(f"[{count} traces] started -> all results: "
           f"{median_ms([a - s for a, s in zip(to_all, to_started)])}")
     print(f"[{count} traces] worker scoring time (summed over workers): {median_ms(scoring)}")
+    print(f"[{count} traces] worker CPU time (summed over workers): {median_ms(scoring_cpu)}")
+    print(f"[{count} traces] session CPU time, save to GenerationFinished: {median_ms(session_cpu)}")

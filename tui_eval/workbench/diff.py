@@ -130,7 +130,7 @@ class DiffBuilder:
             # The usual case after a save: the same scorers in the same order, one name per cell.
             # Signatures are interned, so equal ones are the same object.
             for before, after in zip(old_cells, new_cells):
-                if cells_equal(before, after):
+                if before == after or cells_equal(before, after):
                     self.unchanged += 1
                 else:
                     self.changed += 1

@@ -60,6 +60,9 @@ class GenerationFinished:
     ``{"n_scored", "n_nan", "n_none", "n_error", "n_other"}``. ``final`` is False when a newer
     generation was already requested when this one finished, so its results are about to be
     replaced. ``scorer_names`` lists the scorers the module defined (empty when it has none).
+    ``timings`` has ``first_results_s`` and ``elapsed_s`` (from the start of the generation),
+    ``worker_scoring_s`` (wall seconds workers spent scoring, summed over workers) and
+    ``worker_cpu_s`` (their CPU seconds).
     """
 
     generation: int

@@ -45,7 +45,8 @@ MSG_EXITED = "exited"  # (.., pid, description)
 MSG_HELLO = "hello"  # (.., pid)
 MSG_LOADED = "loaded"  # (.., {"scorers": [...], "files": [...], "import_s": float})
 MSG_LOAD_FAILED = "load_failed"  # (.., {"path", "line", "message", "traceback", "files"})
-MSG_RESULTS = "results"  # (.., chunk_id, [(item_index, cells, none_names)], chunk_done, seconds spent)
+# (.., chunk_id, [(item_index, cells, none_names, signature)], chunk_done, (wall s, CPU s), (values, counts))
+MSG_RESULTS = "results"
 MSG_AGGREGATED = "aggregated"  # (.., metrics dict)
 MSG_FILES = "files"  # (.., [paths]) user modules imported while scoring
 

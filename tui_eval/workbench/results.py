@@ -177,11 +177,21 @@ class ResultTable(Mapping[str, list[Feedback]]):
 
     # -- building ---------------------------------------------------------------------------
 
-    def add(self, trace_id: str, cells: Iterable[Cell], none_names: Iterable[str] = ()) -> None:
-        """Set the cells of one trace (replacing any it had)."""
-        packed = tuple(cells)
+    def add(
+        self,
+        trace_id: str,
+        cells: Iterable[Cell],
+        none_names: Iterable[str] = (),
+        signature: tuple[str, ...] | None = None,
+    ) -> tuple[tuple[Cell, ...], tuple[str, ...]]:
+        """Set the cells of one trace (replacing any it had); returns them as stored, with their signature.
+
+        ``signature`` may be passed when known (the names of ``cells`` in order).
+        """
+        packed = cells if type(cells) is tuple else tuple(cells)
         self._cells[trace_id] = packed
-        signature = tuple([cell[CELL_NAME] for cell in packed])
+        if signature is None:
+            signature = tuple([cell[CELL_NAME] for cell in packed])
         interned = _SIGNATURES.get(signature) or _intern_signature(signature)
         if interned not in self._seen_signatures:
             self._seen_signatures.add(interned)
@@ -194,6 +204,7 @@ class ResultTable(Mapping[str, list[Feedback]]):
             self._none.pop(trace_id, None)
         if self._feedback:
             self._feedback.pop(trace_id, None)
+        return packed, interned
 
     def update(self, other: ResultTable) -> None:
         """Copy every trace of ``other`` into this table."""
@@ -348,6 +359,18 @@ class ValueCollector:
         bucket = self.counts[name] = dict.fromkeys(self._count_keys, 0)
         self.values[name] = []
         return bucket
+
+    def merge(self, values: Mapping[str, list[float]], counts: Mapping[str, Mapping[str, int]]) -> None:
+        """Add totals another collector gathered (a worker's, for one message of rows)."""
+        for name, bucket in counts.items():
+            mine = self.counts.get(name)
+            if mine is None:
+                mine = self._bucket(name)
+            for key, number in bucket.items():
+                mine[key] += number
+        for name, numbers in values.items():
+            if numbers:
+                self.values[name].extend(numbers)
 
     def add(self, cells: Iterable[Cell], none_names: Iterable[str] = ()) -> None:
         counts = self.counts

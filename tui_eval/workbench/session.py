@@ -125,6 +125,7 @@ class _Generation:
     metrics: dict[str, float] = field(default_factory=dict)
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     worker_seconds: float = 0.0
+    worker_cpu_seconds: float = 0.0
     collector: ValueCollector = field(default_factory=ValueCollector)
     differ: DiffBuilder | None = None
     recount: bool = False
@@ -883,7 +884,7 @@ class Session:
         while run.pending:
             index = run.pending.popleft()
             cells = [error_cell(item["name"], CRASH_ERROR_CODE, message) for item in run.scorers or ()]
-            self._add_row(run, index, cells, [], None)
+            self._add_row(run, index, cells)
         self._check_complete(run)
 
     def _maybe_forget(self, handle: WorkerHandle) -> None:
@@ -1013,8 +1014,10 @@ class Session:
             if run.state == "loading" and not any(worker.loaded for worker in run.workers):
                 self._fail(run, message[1])
         elif kind == protocol.MSG_RESULTS:
-            run.worker_seconds += message[4]
-            self._on_results(run, handle, message[1], message[2], message[3])
+            wall, cpu = message[4]
+            run.worker_seconds += wall
+            run.worker_cpu_seconds += cpu
+            self._on_results(run, handle, message[1], message[2], message[3], message[5])
         elif kind == protocol.MSG_FILES:
             run.files.update(message[1])
             self._track_files(run.files, replace=False)
@@ -1036,7 +1039,7 @@ class Session:
             self._track_files(run.files, replace=True)
         if not run.scorers or run.total == 0:
             while run.pending:
-                self._add_row(run, run.pending.popleft(), [], [], None)
+                self._add_row(run, run.pending.popleft(), [])
             self._check_complete(run)
             return
         self._dispatch(run)
@@ -1067,13 +1070,27 @@ class Session:
                     break
 
     def _on_results(
-        self, run: _Generation, handle: WorkerHandle, chunk_id: int, rows: list[Any], chunk_done: bool
+        self,
+        run: _Generation,
+        handle: WorkerHandle,
+        chunk_id: int,
+        rows: list[Any],
+        chunk_done: bool,
+        totals: tuple[dict[str, list[float]], dict[str, dict[str, int]]],
     ) -> None:
         if run.state != "scoring":
             return
+        # This loop runs once per trace of every generation, so it keeps to local names.
         waiting = handle.inflight.get(chunk_id)
+        trace_ids = self._trace_ids
+        table = run.table
+        stored = table.cells_by_trace
+        add = table.add
+        compare = run.differ.add
+        failed_cells = run.failed_cells
         batch: list[str] = []
-        for index, cells, none_names in rows:
+        done = run.done
+        for index, cells, none_names, signature in rows:
             if waiting:
                 # Rows come back in the order they were sent.
                 if waiting[0] == index:
@@ -1083,34 +1100,44 @@ class Session:
                         waiting.remove(index)
                     except ValueError:
                         pass
-            self._add_row(run, index, cells, none_names, batch)
+            trace_id = trace_ids[index]
+            if failed_cells and index in failed_cells:
+                failed = failed_cells.pop(index)
+                run.collector.add(failed, ())
+                cells = (*cells, *failed)
+                signature = None
+            if trace_id in stored:
+                run.recount = True  # a second row for one trace: the running totals are off
+            else:
+                done += 1
+            packed, interned = add(trace_id, cells, none_names, signature)
+            compare(trace_id, packed, interned)
+            batch.append(trace_id)
+        run.done = done
+        run.collector.merge(*totals)
         if chunk_done:
             handle.inflight.pop(chunk_id, None)
         if run.first_results is None:
             run.first_results = time.monotonic()
         if batch:
-            self._publish(ResultsReceived(run.number, run.table.view(batch), run.done, run.total))
+            self._publish(ResultsReceived(run.number, table.view(batch), run.done, run.total))
         self._dispatch(run)
         self._check_complete(run)
 
-    def _add_row(
-        self, run: _Generation, index: int, cells: list[Cell], none_names: list[str], batch: list[str] | None
-    ) -> None:
+    def _add_row(self, run: _Generation, index: int, cells: list[Cell]) -> None:
+        """Add a row the session made itself (no worker scored it), counting its values here."""
         trace_id = self._trace_ids[index]
         failed = run.failed_cells.pop(index, None)
         if failed:
             cells = list(cells) + failed
         table = run.table
         if trace_id in table:
-            run.recount = True  # a second row for one trace: the running totals are off
+            run.recount = True
         else:
             run.done += 1
-        table.add(trace_id, cells, none_names)
-        packed = table.cells(trace_id)
-        run.collector.add(packed, none_names)
-        run.differ.add(trace_id, packed, table.signature(trace_id))
-        if batch is not None:
-            batch.append(trace_id)
+        packed, signature = table.add(trace_id, cells)
+        run.collector.add(packed)
+        run.differ.add(trace_id, packed, signature)
 
     def _check_complete(self, run: _Generation) -> None:
         if run.state != "scoring" or run.pending or run.done < run.total:
@@ -1180,6 +1207,7 @@ class Session:
             "first_results_s": (run.first_results - run.started) if run.first_results else 0.0,
             "elapsed_s": now - run.started,
             "worker_scoring_s": run.worker_seconds,
+            "worker_cpu_s": run.worker_cpu_seconds,
         }
         self._publish(
             GenerationFinished(

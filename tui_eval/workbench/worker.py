@@ -31,7 +31,7 @@ from tui_eval.genai.aggregation import classify_value
 from tui_eval.genai.scorers import check_result
 from tui_eval.workbench import protocol
 from tui_eval.workbench.protocol import ProgressBlock
-from tui_eval.workbench.results import cell_from_feedback
+from tui_eval.workbench.results import ValueCollector, cell_from_feedback
 
 # How often a worker sends the cells of a chunk it is still scoring, in seconds.
 FLUSH_INTERVAL_S = 0.03
@@ -214,6 +214,8 @@ class Worker:
         self.items = items
         self.scorers: list[Any] = []
         self.prepared: list[Any] = []
+        # The signature of a row where every scorer returned one cell of its own name.
+        self.plain_signature: tuple[str, ...] = ()
         self.reported_files: set[str] = set()
         self.known_modules: set[str] = set()
 
@@ -271,6 +273,7 @@ class Worker:
         _flush_user_streams()
         self.scorers = scorers
         self.prepared = prepare_scorers(scorers)
+        self.plain_signature = tuple(entry.name for entry in self.prepared)
         files = self._new_user_files()
         descriptions = []
         for scorer in scorers:
@@ -316,17 +319,26 @@ class Worker:
         self.connection.send((protocol.MSG_LOAD_FAILED, error))
 
     def score_chunk(self, chunk_id: int, indexes: Sequence[int], skips: dict[int, Sequence[int]]) -> None:
-        """Score the items at ``indexes``, sending their cells at least every ``FLUSH_INTERVAL_S``."""
-        rows: list[tuple[int, list[Any], list[str]]] = []
+        """Score the items at ``indexes``, sending their cells at least every ``FLUSH_INTERVAL_S``.
+
+        Each message carries rows ``(item index, cells, names of scorers that returned None,
+        signature)`` and the rows' values and counts per name, so the session merges totals
+        instead of reading every cell again.
+        """
+        rows: list[tuple[int, tuple[Any, ...], tuple[str, ...], tuple[str, ...]]] = []
+        collector = ValueCollector()
         last_flush = started = time.monotonic()
+        cpu_started = time.process_time()
         progress = self.progress
         prepared = self.prepared
         items = self.items
+        plain_signature = self.plain_signature
         for index in indexes:
             item = items[index]
             skipped = skips.get(index)
             cells: list[Any] = []
             none_names: list[str] = []
+            plain = not skipped
             for position, entry in enumerate(prepared):
                 if skipped and position in skipped:
                     continue
@@ -338,17 +350,30 @@ class Worker:
                 progress.end()
                 if result is None:
                     none_names.append(entry.name)
-                else:
-                    cells.extend(result)
-            rows.append((index, cells, none_names))
+                    plain = False
+                    continue
+                if plain and (len(result) != 1 or result[0][0] != entry.name):
+                    plain = False
+                cells.extend(result)
+            packed = tuple(cells)
+            signature = plain_signature if plain else tuple([cell[0] for cell in packed])
+            rows.append((index, packed, tuple(none_names), signature))
+            collector.add(packed, none_names)
             now = time.monotonic()
             if now - last_flush >= FLUSH_INTERVAL_S:
                 _flush_user_streams()
-                self.connection.send((protocol.MSG_RESULTS, chunk_id, rows, False, now - started))
+                cpu_now = time.process_time()
+                spent = (now - started, cpu_now - cpu_started)
+                totals = (collector.values, collector.counts)
+                self.connection.send((protocol.MSG_RESULTS, chunk_id, rows, False, spent, totals))
                 rows = []
+                collector = ValueCollector()
                 last_flush = started = now
+                cpu_started = cpu_now
         _flush_user_streams()
-        self.connection.send((protocol.MSG_RESULTS, chunk_id, rows, True, time.monotonic() - started))
+        spent = (time.monotonic() - started, time.process_time() - cpu_started)
+        totals = (collector.values, collector.counts)
+        self.connection.send((protocol.MSG_RESULTS, chunk_id, rows, True, spent, totals))
         files = self._new_user_files()
         if files:
             self.connection.send((protocol.MSG_FILES, files))
