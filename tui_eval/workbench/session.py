@@ -290,7 +290,11 @@ class Session:
         logger.info("workbench session started on %s with %d traces", self.scorer_path, len(trace_ids))
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Cancel the running generation, finish pending store writes (at most ``timeout`` s) and end every process."""
+        """Cancel the running generation, end the workers and the zygote, and wait for store writes.
+
+        Waits at most ``timeout`` seconds for the scores to be written. A write still running
+        then goes on in its own process and ends by itself; a write not yet started is dropped.
+        """
         if not self._started or self._stopping:
             return
         if self._watcher is not None:
@@ -1366,8 +1370,10 @@ class Session:
         return self._write_thread is None and self._pending_write is None
 
     def _shutdown(self) -> None:
+        # A writer still running is left to finish: it has its payload and needs nothing more.
         for handle in list(self._handles.values()):
-            self._kill_worker(handle)
+            if handle.role == protocol.ROLE_WORKER:
+                self._kill_worker(handle)
         zygote = self._zygote
         if zygote is not None:
             zygote.quit()

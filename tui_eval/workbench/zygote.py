@@ -122,7 +122,7 @@ def _serve(control: socket.socket, data: Connection, items: list[Any]) -> int:
     selector = selectors.DefaultSelector()
     selector.register(control, selectors.EVENT_READ)
     selector.register(wake_read, selectors.EVENT_READ)
-    children: set[int] = set()
+    children: dict[int, str] = {}  # pid -> role
     context = (control, data, selector, wake_read, wake_write)
     built = 0
     build_started = time.monotonic()
@@ -151,16 +151,19 @@ def _serve(control: socket.socket, data: Connection, items: list[Any]) -> int:
     except (BrokenPipeError, ConnectionResetError):
         return 0
     finally:
-        for pid in list(children):
+        # Workers die with the session. Writers finish storing the scores they were given,
+        # then exit on their own.
+        workers = {pid: role for pid, role in children.items() if role != protocol.ROLE_WRITER}
+        for pid in workers:
             _kill_group(pid)
-        _reap(children, None, block=True)
+        _reap(workers, None, block=True)
 
 
 def _fork(
     message: tuple[Any, ...],
     fds: list[int],
     items: list[Any],
-    children: set[int],
+    children: dict[int, str],
     data: Connection,
     context: tuple[Any, ...],
 ) -> None:
@@ -178,7 +181,7 @@ def _fork(
         _child(role, fds, items, context)  # never returns
     for fd in fds:
         os.close(fd)
-    children.add(pid)
+    children[pid] = role
     data.send((protocol.MSG_FORKED, key, pid))
 
 
@@ -236,16 +239,21 @@ def _child(role: str, fds: list[int], items: list[Any], context: tuple[Any, ...]
         os._exit(code)
 
 
-def _reap(children: set[int], data: Connection | None, *, block: bool = False) -> None:
+def _reap(children: dict[int, str], data: Connection | None, *, block: bool = False) -> None:
+    """Reap ended children; with ``block``, wait for every child in ``children``."""
     while children:
         try:
-            pid, status = os.waitpid(-1, 0 if block else os.WNOHANG)
+            if block:
+                pid = next(iter(children))
+                pid, status = os.waitpid(pid, 0)
+            else:
+                pid, status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
             children.clear()
             return
         if pid == 0:
             return
-        children.discard(pid)
+        children.pop(pid, None)
         if data is not None:
             data.send((protocol.MSG_EXITED, pid, protocol.describe_exit_status(status)))
 
