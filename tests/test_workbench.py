@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import textwrap
 import time
 from pathlib import Path
@@ -281,6 +282,23 @@ def test_errors_keep_last_scores_until_fixed(open_session):
     assert event.counts["typo"]["n_error"] == 0
     assert event.diff.changed == 2 * TRACES
     assert values(session, "typo") == [True] * TRACES
+
+
+def test_zygote_death_restarts_and_rescores(open_session):
+    session, recorder, module = open_session(versioned(1))
+    finished(recorder, 0)
+    first_zygote = session.zygote_pid
+
+    mark = recorder.mark()
+    os.kill(first_zygote, signal.SIGKILL)
+    event = finished(recorder, mark)
+    assert session.zygote_pid not in (None, first_zygote)
+    assert event.metrics["version/mean"] == 1
+
+    mark = recorder.mark()
+    write_module(module, versioned(2))
+    event = finished(recorder, mark)
+    assert event.metrics["version/mean"] == 2
 
 
 def test_deleted_module_fails_and_recreated_module_recovers(open_session):

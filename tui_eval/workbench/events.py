@@ -1,10 +1,12 @@
 """Events a workbench session publishes to its subscribers.
 
 Each event is a frozen dataclass named in the past tense for what happened. A generation
-publishes them in this order: ``GenerationStarted``, any number of ``ResultsReceived`` and
-``WorkerOutput``, then exactly one of ``GenerationFinished``, ``GenerationCancelled`` or
-``ReloadFailed``. ``FilesWatched`` comes whenever the set of watched files changes and
-``ResultsRestored`` once, when a session finds the scores a previous session stored.
+publishes ``GenerationStarted``, any number of ``ResultsReceived``, then exactly one of
+``GenerationFinished``, ``GenerationCancelled`` or ``ReloadFailed``. ``WorkerOutput`` lines
+of a generation come while it runs and may still come shortly after it ends.
+``FilesWatched`` comes whenever the set of watched files changes, and ``ResultsRestored``
+once, when a session finds the scores a previous session stored. A ``ReloadFailed`` with
+generation 0 means the session cannot score at all (its traces could not be loaded).
 """
 
 from __future__ import annotations

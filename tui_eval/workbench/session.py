@@ -362,6 +362,12 @@ class Session:
         return table.generation if table is not None else None
 
     @property
+    def zygote_pid(self) -> int | None:
+        """The pid of the zygote process that forks the workers, for diagnostics (None when stopped)."""
+        zygote = self._zygote
+        return zygote.pid if zygote is not None else None
+
+    @property
     def watched_files(self) -> list[Path]:
         """The scorer module and the user modules it imported, whose changes start a generation."""
         return sorted(self._tracked_files)
