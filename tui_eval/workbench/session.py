@@ -75,7 +75,7 @@ WATCHDOG_INTERVAL_S = 0.05
 EXIT_REPORT_WAIT_S = 0.5
 # Deaths outside any scorer call a generation tolerates before it gives up on the remaining items.
 MAX_UNEXPLAINED_DEATHS = 3
-# How often the zygote may be restarted after it died.
+# How often in a row the zygote may die before loading its traces and be restarted.
 MAX_ZYGOTE_RESTARTS = 3
 
 
@@ -657,6 +657,8 @@ class Session:
         self._configure_zygote()
 
     def _on_traces_loaded(self, info: dict[str, Any]) -> None:
+        # A zygote that got this far is healthy: only deaths before loading count as a crash loop.
+        self._zygote_restarts = 0
         self._trace_ids = info["trace_ids"]
         self._index_of = {trace_id: index for index, trace_id in enumerate(self._trace_ids)}
         self._visible = [self._index_of[trace_id] for trace_id in self._visible_ids if trace_id in self._index_of]
@@ -686,6 +688,8 @@ class Session:
             self._next_generation = max(self._next_generation, generation + 1)
             self._publish(ResultsRestored(generation, table, metrics, counts, info["restored_module_hash"] or ""))
         self._replenish_spares()
+        if self._pending_write is not None and self._write_thread is None:
+            self._start_write()
         if self._start_request is not None and not self._stopping:
             reason = self._start_request
             self._start_request = None
@@ -701,6 +705,14 @@ class Session:
         self._handles[handle.key] = handle
         try:
             zygote.fork(handle.key, role, handle.child_fds)
+        except OSError as error:
+            # The zygote died and its end of file on the data connection is still queued;
+            # _on_zygote_died restarts it and reruns the generation this worker was for.
+            logger.warning("the workbench zygote (pid %d) did not take a fork request: %s", zygote.pid, error)
+            handle.close()
+            handle.state = "dead"
+            self._handles.pop(handle.key, None)
+            return handle
         finally:
             handle.close_child_fds()
         if role == protocol.ROLE_WORKER:
@@ -1293,6 +1305,7 @@ class Session:
         if not self.write_results:
             return
         self._pending_write = run
+        self._writes_idle.clear()
         if self._write_thread is None:
             self._start_write()
 
@@ -1319,6 +1332,10 @@ class Session:
                 payload["delete_generated"].append(entry[1:])
         count = sum(len(cells) for _trace_id, cells in payload["rows"])
         handle = self._new_handle(protocol.ROLE_WRITER)
+        if handle.state == "dead":
+            # No zygote to fork a writer: write once it has been restarted.
+            self._pending_write = run
+            return
         handle.state = "running"
         self._writes_idle.clear()
         thread = threading.Thread(
@@ -1369,6 +1386,9 @@ class Session:
         self._spares.clear()
 
     def _ready_to_exit(self) -> bool:
+        if self._write_thread is None and self._pending_write is not None and self._zygote is None:
+            logger.warning("stopping without writing generation %d: no process is left to write it", self._pending_write.number)
+            return True
         if time.monotonic() >= self._stop_deadline:
             if self._write_thread is not None or self._pending_write is not None:
                 logger.warning("stopping before the latest scores were written to the store")
