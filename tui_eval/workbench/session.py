@@ -207,8 +207,11 @@ class Session:
         self._stop_deadline = 0.0
         self._idle = threading.Event()
         self._warm = threading.Event()
-        self._changes_posted = 0
-        self._changes_handled = 0
+        # Generation requests (saves and rescore calls) posted and handled: while they differ,
+        # a newer generation is on its way.
+        self._requests_lock = threading.Lock()
+        self._requests_posted = 0
+        self._requests_handled = 0
 
         # Loop-owned state.
         self._zygote: ZygoteProcess | None = None
@@ -320,8 +323,7 @@ class Session:
 
     def rescore(self) -> None:
         """Start a new generation now, even if no file changed."""
-        self._idle.clear()
-        self._post(("rescore",))
+        self._post_request(("rescore",))
 
     def set_visible(self, trace_ids: Iterable[str]) -> None:
         """Score these traces first, in this order, in the running and in later generations."""
@@ -448,9 +450,13 @@ class Session:
                     logger.exception("a workbench subscriber failed on %s", type(event).__name__)
 
     def _on_files_changed(self, paths: list[Path]) -> None:
-        self._changes_posted += 1
+        self._post_request(("change", paths))
+
+    def _post_request(self, command: tuple[Any, ...]) -> None:
+        with self._requests_lock:
+            self._requests_posted += 1
         self._idle.clear()
-        self._post(("change", paths))
+        self._post(command)
 
     def _watched_directories(self) -> tuple[Path, ...]:
         if self._watcher is not None:
@@ -501,7 +507,7 @@ class Session:
             not self._traces_loaded
             or self._start_request is not None
             or (current is not None and current.active)
-            or self._changes_posted != self._changes_handled
+            or self._requests_posted != self._requests_handled
         )
         if self._fatal_error is not None or not busy:
             self._idle.set()
@@ -523,8 +529,10 @@ class Session:
 
     def _handle_command(self, command: tuple[Any, ...]) -> None:
         kind = command[0]
+        if kind in ("change", "rescore"):
+            with self._requests_lock:
+                self._requests_handled += 1
         if kind == "change":
-            self._changes_handled += 1
             if self._stopping:
                 return
             self._request_generation("change", changed=command[1])
@@ -1209,7 +1217,8 @@ class Session:
             new_scorers=run.scorer_names,
         )
         watcher = self._watcher
-        final = self._changes_posted == self._changes_handled and not (watcher is not None and watcher.has_pending())
+        newer_requested = self._requests_posted != self._requests_handled
+        final = not newer_requested and not (watcher is not None and watcher.has_pending())
         run.state = "finished"
         now = time.monotonic()
         self._final_table = run.table
