@@ -267,6 +267,7 @@ class Session:
             )
         from tui_eval.store import Store
 
+        # NOTE: the trace set is listed once, here; traces stored later join only a new session.
         with Store(self.store_path) as store:
             trace_ids = store.search_trace_ids(filter_string=self.filter_string, run_id=self.run_id)
         self._trace_ids = trace_ids

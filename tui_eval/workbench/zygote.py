@@ -9,6 +9,9 @@ The zygote reaps its children and reports how each one ended. When the session g
 
 The zygote stays single-threaded, because ``fork`` copies only the calling thread, and it never
 imports user code, so every worker's import of the scorer module is a first import.
+
+NOTE: this needs POSIX (``os.fork``, descriptor passing over Unix sockets); it runs on Linux
+and is untested on macOS. Windows has neither, so the workbench does not run there.
 """
 
 from __future__ import annotations
