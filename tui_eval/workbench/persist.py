@@ -262,7 +262,7 @@ def _collect_stored_scores(
     cells = []
     for feedback in by_generation[newest]:
         metadata = {key: value for key, value in (feedback.metadata or {}).items() if key not in WORKBENCH_KEYS}
-        scorer = (feedback.metadata or {}).get(SCORER_KEY)
+        scorer = (feedback.metadata or {}).get(SCORER_KEY) or _scorer_without_key(feedback)
         feedback_copy = Feedback(
             name=feedback.name,
             value=feedback.value,
@@ -277,6 +277,19 @@ def _collect_stored_scores(
     loaded.restored[trace_id] = cells
     module_hash = (by_generation[newest][0].metadata or {}).get(MODULE_HASH_KEY)
     return newest, module_hash
+
+
+def _scorer_without_key(feedback: Feedback) -> str:
+    """Guess the scorer of a row written before rows carried ``SCORER_KEY``.
+
+    A scorer's feedback is named after the scorer unless it sets a name. Its source id is the
+    scorer's name only when the scorer set one, because "default" is what a Feedback without a
+    source gets.
+    """
+    source_id = feedback.source.source_id if feedback.source is not None else None
+    if source_id and source_id != "default":
+        return source_id
+    return feedback.name
 
 
 # -- writing ----------------------------------------------------------------------------------
