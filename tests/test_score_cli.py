@@ -63,7 +63,7 @@ def score(workspace: Path, *args: str, timeout: float = 60) -> subprocess.Comple
 
 
 def test_table_summary_and_thresholds_met(workspace):
-    result = score(workspace, "scorers.py", "--store", "traces.db", "--fail-under", "has_fact=1.0", "length/max=10")
+    result = score(workspace, "scorers.py", "--store", "traces.db", "--fail-under", "has_fact=1.0", "--fail-under", "length/max=10")
 
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -120,6 +120,31 @@ def test_usage_errors_exit_2(workspace, args, message):
 
     assert result.returncode == 2
     assert message in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--run", "nosuchrun"], "no traces match --run nosuchrun in"),
+        (["--filter", "status = 'OKK'"], "no traces match --filter \"status = 'OKK'\" in"),
+    ],
+)
+def test_no_matching_traces_exits_2(workspace, args, message):
+    result = score(workspace, "scorers.py", "--store", "traces.db", *args)
+
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert f"({TRACES} traces stored)" in result.stderr
+    assert result.stdout == ""
+
+
+def test_fail_under_before_module_takes_one_value(workspace):
+    result = score(
+        workspace, "--fail-under", "has_fact=0", "--fail-under", "length/max=1", "scorers.py", "--store", "traces.db"
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "has_fact" in result.stdout
 
 
 def test_load_error_exits_2_with_file_and_line(workspace):

@@ -2,8 +2,8 @@
 
 Results go to stdout (a table, JSON, CSV or Markdown); errors and, with ``--watch``, the
 changes of each generation go to stderr. Exit status: 0 when every ``--fail-under`` threshold
-is met, 1 when one is missed, 2 when the options are invalid or the module or store cannot be
-loaded.
+is met, 1 when one is missed, 2 when the options are invalid, the module or store cannot be
+loaded, or no stored trace matches ``--run`` and ``--filter``.
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ def add_score_parser(sub: Any) -> argparse.ArgumentParser:
         description=(
             "Run the scorers of a Python module over stored traces and print each scorer's aggregates "
             "and counts. Exit status: 0 if every --fail-under threshold is met, 1 if one is missed, "
-            "2 if the options are invalid or the module or store cannot be loaded."
+            "2 if the options are invalid, the module or store cannot be loaded, or no trace matches "
+            "--run and --filter."
         ),
     )
     parser.add_argument("scorers", metavar="SCORERS.py", help="the Python module that defines the scorers")
@@ -66,13 +67,12 @@ def add_score_parser(sub: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--fail-under",
-        action="extend",
-        nargs="+",
+        action="append",
         default=[],
         metavar="METRIC=VALUE",
         help=(
             "exit with status 1 if METRIC is below VALUE or missing; METRIC is a metric key such as "
-            "exact_match/mean, and a bare scorer name means NAME/mean (repeatable)"
+            "exact_match/mean, and a bare scorer name means NAME/mean (repeat the option for several)"
         ),
     )
     parser.add_argument(
@@ -134,6 +134,10 @@ def run_score(args: argparse.Namespace) -> int:
         raise InvalidParameterError(f"invalid --timeout {args.timeout!r}: pass a number of seconds above 0")
     thresholds = parse_thresholds(args.fail_under)
     store_path = Path(args.store) if args.store else default_store_path()
+    no_match = _describe_no_match(store_path, args)
+    if no_match is not None:
+        print(f"tui-eval score: {no_match}", file=sys.stderr)
+        return EXIT_USAGE
     events: queue.SimpleQueue[Any] = queue.SimpleQueue()
     session = Session(
         store_path,
@@ -151,6 +155,32 @@ def run_score(args: argparse.Namespace) -> int:
         return _score_once(session, events, args, thresholds)
     finally:
         session.stop()
+
+
+def _describe_no_match(store_path: Path, args: argparse.Namespace) -> str | None:
+    """Return why no stored trace would be scored, or None when some match (or the store is missing).
+
+    A missing store is left to the session, which reports it as a load error.
+    """
+    from tui_eval.store import Store
+
+    if not store_path.is_file():
+        return None
+    with Store(store_path) as store:
+        if store.count_traces(filter_string=args.filter_string, run_id=args.run_id) > 0:
+            return None
+        total = store.count_traces()
+    selection = []
+    if args.run_id is not None:
+        selection.append(f"--run {args.run_id}")
+    if args.filter_string is not None:
+        selection.append(f"--filter {args.filter_string!r}")
+    if not selection:
+        return f"the store {store_path} contains no traces: import some with `tui-eval traces import` or pass --store"
+    return (
+        f"no traces match {' and '.join(selection)} in {store_path} ({total} traces stored): "
+        "check the run id and the filter with `tui-eval traces list`"
+    )
 
 
 def _score_once(session: Any, events: queue.SimpleQueue[Any], args: argparse.Namespace, thresholds: list) -> int:
