@@ -512,3 +512,22 @@ def test_results_are_stored_and_restored(store, tmp_path):
     assert third.diff.unchanged == 2 * TRACES
     assert third.diff.scorers_appeared == ()
     assert third.diff.scorers_vanished == ()
+
+
+def test_restoring_last_good_module_clears_error(open_session):
+    session, recorder, module = open_session(versioned(1))
+    finished(recorder, 0)
+
+    mark = recorder.mark()
+    write_module(module, versioned(1) + "\ndef broken(:\n    pass\n")
+    failed(recorder, mark)
+    assert session.stale
+
+    mark = recorder.mark()
+    write_module(module, versioned(1))
+    event = finished(recorder, mark)
+
+    assert not session.stale
+    assert session.last_error is None
+    assert event.diff.unchanged == 2 * TRACES
+    assert values(session, "version") == [1] * TRACES

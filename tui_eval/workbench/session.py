@@ -963,7 +963,13 @@ class Session:
             fingerprint = self._fingerprint()
             current = self._current
             same_as_running = current is not None and current.active and current.fingerprint == fingerprint
-            same_as_finished = (current is None or not current.active) and fingerprint == self._last_good_fingerprint
+            # After a failed reload, restoring the last good files must still run a generation,
+            # because that is what clears the error.
+            same_as_finished = (
+                (current is None or not current.active)
+                and self._last_error is None
+                and fingerprint == self._last_good_fingerprint
+            )
             if same_as_running or same_as_finished:
                 logger.debug("ignoring a save that changed nothing: %s", ", ".join(map(str, changed or ())))
                 return
