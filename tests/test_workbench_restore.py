@@ -1,10 +1,13 @@
-"""Restoring stored workbench scores and reloading after errors: real store, real processes."""
+"""Restoring stored workbench scores into a new session: real store, real worker processes."""
 
 from __future__ import annotations
 
-from test_workbench_support import make_store
+import textwrap
+
+from test_workbench_support import EventRecorder, make_store
 from tui_eval.entities.assessment import Feedback
 from tui_eval.store import Store
+from tui_eval.workbench import GenerationFinished, ResultsRestored, Session
 from tui_eval.workbench.persist import load_traces
 from tui_eval.workbench.results import CELL_NAME, CELL_SCORER, GENERATION_KEY, MODULE_HASH_KEY
 
@@ -28,3 +31,47 @@ def test_rows_without_scorer_key_restore_under_their_name(tmp_path):
     cells = [cell for trace_id in ids for cell in loaded.restored[trace_id]]
     assert [cell[CELL_NAME] for cell in cells] == ["brevity"] * TRACES
     assert [cell[CELL_SCORER] for cell in cells] == ["brevity"] * TRACES
+
+
+NONE_SCORERS = textwrap.dedent(
+    """
+    from tui_eval.genai.scorers import scorer
+
+    @scorer
+    def always(outputs):
+        return 1
+
+    @scorer
+    def nothing(outputs):
+        return None
+    """
+)
+
+
+def test_none_results_are_restored_as_none(tmp_path):
+    path = tmp_path / "traces.db"
+    ids = make_store(path, TRACES)
+    module = tmp_path / "scorers.py"
+    module.write_text(NONE_SCORERS)
+    with Session(path, module, watch=False) as session:
+        recorder = EventRecorder()
+        session.subscribe(recorder)
+        first = recorder.wait_for(lambda event: isinstance(event, GenerationFinished))
+        assert session.wait_idle(20, include_writes=True)
+    assert first.counts["nothing"]["n_none"] == TRACES
+
+    recorder = EventRecorder()
+    session = Session(path, module, watch=False)
+    session.subscribe(recorder)
+    session.start()
+    try:
+        restored = recorder.wait_for(lambda event: isinstance(event, ResultsRestored))
+        second = recorder.wait_for(lambda event: isinstance(event, GenerationFinished))
+    finally:
+        session.stop()
+
+    assert [restored.results.none_names(trace_id) for trace_id in ids] == [("nothing",)] * TRACES
+    assert restored.counts["nothing"]["n_none"] == TRACES
+    assert second.diff.scorers_appeared == ()
+    assert second.diff.scorers_vanished == ()
+    assert not second.diff.any_change

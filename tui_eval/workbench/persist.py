@@ -29,6 +29,7 @@ from tui_eval.genai.scoring import ScoringItem, item_from_trace
 from tui_eval.workbench.results import (
     GENERATION_KEY,
     MODULE_HASH_KEY,
+    NONE_SCORERS_KEY,
     SCORER_KEY,
     WORKBENCH_KEYS,
     Cell,
@@ -55,6 +56,8 @@ class LoadedTraces:
     items: list[Any]
     trace_ids: list[str]
     restored: dict[str, list[Cell]] = field(default_factory=dict)
+    # The scorers that returned None on a trace in the restored generation.
+    restored_none: dict[str, tuple[str, ...]] = field(default_factory=dict)
     restored_generation: int | None = None
     restored_module_hash: str | None = None
     restored_ids: list[str] = field(default_factory=list)
@@ -260,7 +263,9 @@ def _collect_stored_scores(
         target = loaded.restored_ids if generation == newest else loaded.stale_ids
         target.extend(feedback.assessment_id for feedback in feedbacks if feedback.assessment_id)
     cells = []
+    none_names: list[str] = []
     for feedback in by_generation[newest]:
+        none_names.extend(_parse_none_names(trace_id, (feedback.metadata or {}).get(NONE_SCORERS_KEY)))
         metadata = {key: value for key, value in (feedback.metadata or {}).items() if key not in WORKBENCH_KEYS}
         scorer = (feedback.metadata or {}).get(SCORER_KEY) or _scorer_without_key(feedback)
         feedback_copy = Feedback(
@@ -275,8 +280,23 @@ def _collect_stored_scores(
         )
         cells.append(cell_from_feedback(feedback_copy, classify(feedback_copy), scorer))
     loaded.restored[trace_id] = cells
+    if none_names:
+        loaded.restored_none[trace_id] = tuple(dict.fromkeys(none_names))
     module_hash = (by_generation[newest][0].metadata or {}).get(MODULE_HASH_KEY)
     return newest, module_hash
+
+
+def _parse_none_names(trace_id: str, text: str | None) -> list[str]:
+    if not text:
+        return []
+    try:
+        names = json.loads(text)
+    except ValueError:
+        names = None
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        logger.warning("ignoring the invalid %s metadata %r on trace %s", NONE_SCORERS_KEY, text, trace_id)
+        return []
+    return names
 
 
 def _scorer_without_key(feedback: Feedback) -> str:
@@ -308,7 +328,7 @@ def write_generation(store_path: str | Path, payload: dict[str, Any]) -> dict[st
     """Store one generation's cells, invalidate older workbench scores of the same names, delete older rows.
 
     ``payload`` keys: ``generation``, ``module_hash``, ``create_time_ms``, ``token``, ``rows``
-    (``[(trace_id, cells)]``), ``names`` (assessment names to replace), ``delete_ids`` and
+    (``[(trace_id, cells)]``), ``none_names`` (``{trace_id: scorer names that returned None}``), ``names`` (assessment names to replace), ``delete_ids`` and
     ``delete_generated`` (``[(token, generation, count)]``). Returns counts for the log.
     """
     from tui_eval.store import Store
@@ -317,13 +337,17 @@ def write_generation(store_path: str | Path, payload: dict[str, Any]) -> dict[st
     generation = int(payload["generation"])
     token = payload["token"]
     rows: list[tuple[str, Sequence[Cell]]] = payload["rows"]
+    none_names: dict[str, Sequence[str]] = payload.get("none_names") or {}
     trace_ids = [trace_id for trace_id, _ in rows]
     written = 0
     with Store(store_path) as store:
         batch: list[Feedback] = []
         position = 0
         for trace_id, cells in rows:
-            for cell in cells:
+            # NOTE: a trace where every scorer returned None has no row to carry its None names,
+            # so a restored generation shows those calls as not scored.
+            nones = none_names.get(trace_id)
+            for index, cell in enumerate(cells):
                 feedback = feedback_from_cell(
                     cell,
                     trace_id,
@@ -331,6 +355,8 @@ def write_generation(store_path: str | Path, payload: dict[str, Any]) -> dict[st
                     module_hash=payload["module_hash"],
                     create_time_ms=payload["create_time_ms"],
                 )
+                if index == 0 and nones:
+                    feedback.metadata[NONE_SCORERS_KEY] = json.dumps(list(nones))
                 feedback.assessment_id = assessment_id(token, generation, position)
                 position += 1
                 batch.append(feedback)

@@ -20,7 +20,10 @@ from tui_eval.entities.assessment import AssessmentError, AssessmentSource, Feed
 GENERATION_KEY = "tui_eval.generation"
 MODULE_HASH_KEY = "tui_eval.moduleHash"
 SCORER_KEY = "tui_eval.scorer"
-WORKBENCH_KEYS = (GENERATION_KEY, MODULE_HASH_KEY, SCORER_KEY)
+# A JSON list of the scorers that returned None on the trace, on the trace's first row of a
+# generation, so a restored generation counts those calls as None again.
+NONE_SCORERS_KEY = "tui_eval.noneScorers"
+WORKBENCH_KEYS = (GENERATION_KEY, MODULE_HASH_KEY, SCORER_KEY, NONE_SCORERS_KEY)
 
 # Error codes of the cells the workbench writes itself when a call could not finish.
 TIMEOUT_ERROR_CODE = "SCORER_TIMEOUT"

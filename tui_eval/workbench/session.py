@@ -79,6 +79,16 @@ MAX_UNEXPLAINED_DEATHS = 3
 MAX_ZYGOTE_RESTARTS = 3
 
 
+def _none_names_by_trace(table: ResultTable) -> dict[str, tuple[str, ...]]:
+    """Map each trace with a scorer that returned None to those scorers' names."""
+    names = {}
+    for trace_id in table:
+        none_names = table.none_names(trace_id)
+        if none_names:
+            names[trace_id] = none_names
+    return names
+
+
 def default_worker_count() -> int:
     """Workers per generation: one per CPU core this process may use, at most four."""
     try:
@@ -683,8 +693,9 @@ class Session:
         if restored and self._final_table is None:
             generation = info["restored_generation"]
             table = ResultTable(generation, info["restored_module_hash"])
+            restored_none = info.get("restored_none") or {}
             for trace_id, cells in restored.items():
-                table.add(trace_id, cells)
+                table.add(trace_id, cells, restored_none.get(trace_id, ()))
             values, counts = table.collect_values()
             from tui_eval.genai.aggregation import aggregate_values
 
@@ -1337,6 +1348,7 @@ class Session:
             "create_time_ms": run.table.create_time_ms,
             "token": self._token,
             "rows": list(run.table.iter_cells()),
+            "none_names": _none_names_by_trace(run.table),
             "names": sorted(names | self._stored_names),
             "delete_ids": [],
             "delete_generated": [],

@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             {
                 "trace_ids": loaded.trace_ids,
                 "restored": loaded.restored,
+                "restored_none": loaded.restored_none,
                 "restored_generation": loaded.restored_generation,
                 "restored_module_hash": loaded.restored_module_hash,
                 "restored_ids": loaded.restored_ids,
