@@ -341,6 +341,15 @@ def write_generation(store_path: str | Path, payload: dict[str, Any]) -> dict[st
     trace_ids = [trace_id for trace_id, _ in rows]
     written = 0
     with Store(store_path) as store:
+        # Invalidate before inserting. Another session writing to the same store at the same time
+        # invalidates every generation but its own, so if each writer inserted first, each could
+        # invalidate the other's new rows and leave no valid scores. Invalidating first means the
+        # last writer to invalidate keeps all of its rows valid. Readers may find no valid
+        # workbench scores while the inserts run.
+        invalidated = 0
+        for name in payload["names"]:
+            invalidated += store.invalidate_assessments(trace_ids, name=name, generation_tag=str(generation))
+
         batch: list[Feedback] = []
         position = 0
         for trace_id, cells in rows:
@@ -367,10 +376,6 @@ def write_generation(store_path: str | Path, payload: dict[str, Any]) -> dict[st
         if batch:
             store.log_assessments(batch)
             written += len(batch)
-
-        invalidated = 0
-        for name in payload["names"]:
-            invalidated += store.invalidate_assessments(trace_ids, name=name, generation_tag=str(generation))
 
         doomed = list(payload.get("delete_ids") or ())
         for old_token, old_generation, count in payload.get("delete_generated") or ():
