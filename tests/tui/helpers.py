@@ -16,6 +16,13 @@ def screen_text(app) -> str:
     return console.export_text()
 
 
+def rich_text(renderable, width: int = 400) -> str:
+    """A rich renderable as plain text, wide enough that no line wraps."""
+    console = Console(width=width, record=True, file=io.StringIO(), color_system=None)
+    console.print(renderable)
+    return console.export_text()
+
+
 def screen_segments(app) -> list[str]:
     """The text of every segment the screen would send to the terminal, cursor moves left out."""
     update = app.screen._compositor.render_update(full=True)
@@ -33,8 +40,14 @@ async def wait_for(pilot, condition, timeout: float = 30.0, step: float = 0.05) 
     return condition()
 
 
+async def wait_text(pilot, text: str, timeout: float = 10.0) -> str:
+    """Wait until ``text`` is on screen (panes are laid out on the next refresh); return the screen."""
+    await wait_for(pilot, lambda: text in screen_text(pilot.app), timeout, step=0.1)
+    return screen_text(pilot.app)
+
+
 async def wait_loaded(pilot, timeout: float = 30.0) -> bool:
-    return await wait_for(pilot, lambda: not getattr(pilot.app.screen, "loading", True), timeout)
+    return await wait_for(pilot, lambda: not getattr(pilot.app.screen, "rows_loading", True), timeout)
 
 
 async def wait_generation(pilot, generation: int, timeout: float = 60.0) -> bool:

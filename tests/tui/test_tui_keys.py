@@ -137,11 +137,12 @@ async def test_filter_narrows_and_next_previous_stay_inside(sample_store):
         screen = await started(pilot)
         await pilot.press(filter_key)
         bar = screen.query_one(FilterBar)
-        assert bar.has_class("-open") and app.focused is bar
+        assert bar.has_class("-open")
+        assert app.focused is bar
         await pilot.press(*"bold")
         await pilot.press("enter")
         assert not bar.has_class("-open")
-        # Two traces mention "bold": the markup one and its answer only, so the view is one row.
+        # Only the markup trace mentions "bold" (in its request and its response).
         assert [row.request for row in screen.model.view] == ["see [bold]x[/bold]"]
         await pilot.press("slash")
         await pilot.press("ctrl+u")  # Input: delete to the start of the line
@@ -292,7 +293,8 @@ async def test_show_all_key_uncuts_payloads(tmp_path):
         await pilot.press("enter")
         view = screen.query_one("#span-view")
         assert await wait_for(pilot, lambda: view.span is not None)
-        assert view.cut_chars > 0 and not view.show_all
+        assert view.cut_chars > 0
+        assert not view.show_all
         await pilot.press("a")
         assert view.show_all and view.cut_chars == 0
         await pilot.press("a")

@@ -201,7 +201,8 @@ def test_stats_counts_every_kind():
     assert exact.pass_rate == 0.25
     assert exact.changed == 1
     score = current["score"]
-    assert score.nans == 1 and score.nones == 1
+    assert score.nans == 1
+    assert score.nones == 1
     assert score.mean == pytest.approx((0.9 + 0.2 + 0.4) / 3)
     assert previous["exact_match"].passed == 1
     assert previous["exact_match"].count == 1

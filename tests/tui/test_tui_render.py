@@ -58,7 +58,8 @@ def test_visible_leaves_clean_text_alone():
 
 def test_one_line_collapses_and_cuts():
     line = render.one_line("first\nsecond\tthird", limit=240)
-    assert "\n" not in line and "\t" not in line
+    assert "\n" not in line
+    assert "\t" not in line
     assert line == "first \u21b5 second third"
     long = render.one_line("x" * 1000, limit=50)
     assert len(long) == 50
@@ -170,7 +171,7 @@ def test_same_outcome_compares_values_errors_and_nan():
     assert render.same_outcome(None, None)
 
 
-def test_cell_sort_key_orders_numbers_then_text_then_marks():
+def test_cell_sort_key_order():
     cells = [None, cell(None, "e"), cell(None), cell(math.nan), cell("zeta"), cell(0.9), cell(False), cell(True)]
     ordered = sorted(cells, key=render.cell_sort_key)
     kinds = [render.classify(item)[0] for item in ordered]
@@ -231,7 +232,8 @@ def test_duration_bar_places_span_against_trace():
     assert render.duration_bar(0, 100, 0, 100, 10) == "\u2588" * 10
     assert render.duration_bar(50, 100, 0, 100, 10) == " " * 5 + "\u2588" * 5
     tiny = render.duration_bar(0, 1, 0, 1000, 10)
-    assert len(tiny) == 10 and tiny[0] != " "
+    assert len(tiny) == 10
+    assert tiny[0] != " "
     assert render.duration_bar(0, None, 0, 100, 4) == "\u2588" * 4
 
 
@@ -264,7 +266,8 @@ def test_chat_renders_as_conversation():
     shown = plain(payload.renderable)
     assert "\u258c system" in shown
     assert "be [dim]kind[/]" in shown
-    assert "\u258c user" in shown and "  hi" in shown
+    assert "\u258c user" in shown
+    assert "  hi" in shown
 
 
 def test_json_is_highlighted_and_escapes_controls():
@@ -275,7 +278,7 @@ def test_json_is_highlighted_and_escapes_controls():
     assert any(span.style for span in text.spans)
 
 
-def test_long_payload_is_cut_with_a_key_to_show_all():
+def test_long_payload_cut_and_shown_all():
     value = "\n".join(f"line {n}" for n in range(2000))
     payload = render.render_payload(value, key="a")
     assert payload.cut_chars > 0
@@ -330,6 +333,7 @@ def test_summary_shows_counts_and_changes():
     assert "see [bold]x[/bold]" in shown
     assert "pass 66.7% (2/3)" in shown
     assert "\u25b20.333" in shown
-    assert "err 1" in shown and "changed 2" in shown
+    assert "err 1" in shown
+    assert "changed 2" in shown
     assert "old  gone in this generation" in shown
     assert "rows changed in the last generation: 2 of 4" in shown

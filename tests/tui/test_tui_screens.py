@@ -24,7 +24,7 @@ async def problem_of(app, pilot) -> StoreProblem:
     return app.screen.problem
 
 
-async def test_missing_store_says_what_to_do_and_creates_nothing(tmp_path):
+async def test_missing_store_screen(tmp_path):
     path = tmp_path / "nothing.db"
     app = TuiEvalApp(path)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -154,7 +154,8 @@ async def test_wide_text_keeps_columns_aligned(sample_store, width):
             assert cell_len(before) == start
             assert cell_len(cell) == request.width
             # The duration column starts right after the request column on every row.
-            assert after.startswith(" ") and after.strip().split(" ")[0][-1] in "sm"
+            assert after.startswith(" ")
+            assert after.strip().split(" ")[0][-1] in "sm"
             kept = cell.rstrip(" \u2026")
             boundaries = {end for _s, end, _c in split_graphemes(original)[0]} | {0}
             assert len(kept) in boundaries, (original, cell)

@@ -1,4 +1,4 @@
-"""The tui-eval Textual app: opens the store, then shows the workbench or says what is wrong."""
+"""The tui-eval Textual app: opens the store, then shows the workbench or explains what is wrong."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from textual.content import Content
 
 from tui_eval.errors import FilterError, StoreError, StoreFormatError
 from tui_eval.tui.bindings import KEYS, display_key
-from tui_eval.tui.log_pane import LogPaneHandler
+from tui_eval.tui.log_pane import LogPaneHandler, LogRecordReceived
 from tui_eval.tui.main_screen import MainScreen
 from tui_eval.tui.model import SCORE_PREFIX
 from tui_eval.tui.problem_screen import ProblemScreen, StoreProblem
@@ -116,6 +116,11 @@ class TuiEvalApp(App[None]):
                 screen.stop_session()
         if self.store is not None:
             self.store.close()
+
+    def on_log_record_received(self, message: LogRecordReceived) -> None:
+        for screen in self.screen_stack:
+            if isinstance(screen, MainScreen) and screen.is_mounted:
+                screen.log_line(message.level, message.message)
 
     def open_store(self) -> tuple[Any, StoreProblem | None]:
         """Open the store without creating it; return it, or the problem that prevents it."""

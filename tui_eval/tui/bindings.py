@@ -16,8 +16,8 @@ from textual.binding import Binding
 class KeySpec:
     """One binding: where it applies (``scope``), its keys, the action it runs and its help text.
 
-    ``key`` is the primary key and ``vim`` the key a vim user reaches for; they are the same
-    when the primary key already is the vim key (``q``, ``?``, ``/``).
+    ``key`` is the primary key and ``vim`` the key a vim user reaches for. The two are the
+    same when the primary key already is the vim key (``q``, ``?``, ``/``).
     """
 
     id: str
@@ -94,7 +94,7 @@ def spec(binding_id: str) -> KeySpec:
 
 
 def bindings_for(scope: str) -> list[Binding]:
-    """The Textual bindings of one scope, primary key and vim alias under one id."""
+    """Build the Textual bindings of one scope, with the primary key and vim alias under one id."""
     return [
         Binding(
             item.keys,

@@ -3,7 +3,7 @@
 Background threads (the page loader, the trace reader, the session's callback) never touch
 a widget: they post messages, and only handlers on this screen change the model and the
 panes. Score batches are merged in time slices of a few milliseconds and painted on a
-short timer, so keys are answered while a generation streams 100,000 results.
+short timer, so the screen responds to keys while a generation streams 100,000 results.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from tui_eval.tui.bindings import KEYS, bindings_for, display_key
 from tui_eval.tui.detail_pane import DetailPane
 from tui_eval.tui.error_pane import ErrorPane
 from tui_eval.tui.export import write_view
-from tui_eval.tui.log_pane import LogPane, LogRecordReceived
+from tui_eval.tui.log_pane import LogPane
 from tui_eval.tui.model import SCORE_PREFIX, Row, TraceListModel
 from tui_eval.tui.query import compile_query
 from tui_eval.tui.render import fit, visible
@@ -59,9 +59,12 @@ WIDE_MIN_HEIGHT = 32
 FIRST_PAGE = 500
 PAGE_SIZE = 10_000
 # Time a batch of results may hold the UI thread before keys get their turn.
-SLICE_SECONDS = 0.010
-PAINT_INTERVAL = 0.040
-DETAIL_DELAY = 0.12
+SLICE_SECONDS = 0.008
+# Traces merged between two looks at the clock; small, because other threads share the GIL.
+BATCH_TRACES = 100
+PAINT_INTERVAL = 0.050
+FOLLOW_DELAY = 0.03
+DETAIL_DELAY = 0.1
 # Lists up to this size filter as the user types; larger ones when Enter is pressed.
 LIVE_FILTER_ROWS = 20_000
 
@@ -94,8 +97,8 @@ class TraceLoaded(Message):
         self.error = error
 
 
-class WorkbenchEventsQueued(Message):
-    """The session published events; they wait in the screen's queue."""
+class WorkbenchEventsQueued(Message, bubble=False):
+    """The session published events; they wait in the screen's queue of workbench events."""
 
 
 class StatsComputed(Message):
@@ -105,6 +108,23 @@ class StatsComputed(Message):
         self.previous = previous
         self.rows_changed = rows_changed
         self.token = token
+
+
+class EventFeed(Widget):
+    """An invisible widget whose own message queue carries the draining of workbench events.
+
+    Textual repaints a screen only when the screen's message queue runs empty. Draining on
+    the screen's queue kept it busy for a whole generation, so nothing was painted until the
+    generation ended; on this widget's queue the screen stays free to repaint between slices.
+    """
+
+    DEFAULT_CSS = """
+    EventFeed { display: none; }
+    """
+
+    @on(WorkbenchEventsQueued)
+    def _events_queued(self) -> None:
+        self.screen._drain()  # type: ignore[attr-defined]
 
 
 class PaneTabs(Widget):
@@ -158,8 +178,8 @@ class PaneTabs(Widget):
 class KeyHints(Widget):
     """The most used keys on one line, drawn from the binding table.
 
-    Textual's Footer rebuilds its widgets whenever the focused widget's bindings change,
-    which costs more than the rest of a pane switch; this line is drawn once per resize.
+    Textual's Footer rebuilds its widgets whenever the focused widget's bindings change, and
+    that costs more than the rest of a pane switch. This line is drawn once per resize.
     """
 
     DEFAULT_CSS = """
@@ -211,7 +231,7 @@ class MainScreen(Screen[None]):
         self.model = TraceListModel()
         self.active_pane = "traces"
         self.tabbed = True
-        self.loading = True
+        self.rows_loading = True
         self.stale = False
         self.has_error = False
         self.metrics: dict[str, float] = {}
@@ -220,10 +240,11 @@ class MainScreen(Screen[None]):
         self._events_posted = threading.Event()
         self._draining: tuple[Any, Iterator[str]] | None = None
         self._drain_pending = False
-        self._dirty_rows: list[Row] = []
+        self._dirty_ids: set[str] = set()
         self._dirty_all = False
         self._paint_timer: Timer | None = None
         self._detail_timer: Timer | None = None
+        self._follow_timer: Timer | None = None
         self._stats_token = 0
         self._generation_started_at: float | None = None
         self._finished_generation: int | None = None
@@ -250,8 +271,12 @@ class MainScreen(Screen[None]):
         yield FilterBar(placeholder="filter: text, changed, error, fail, name=false, score<0.5 (Enter applies, Esc closes)", id="filter")
         yield StatusBar(id="status")
         yield KeyHints(id="hints")
+        yield EventFeed(id="event-feed")
 
     def on_mount(self) -> None:
+        # Kept as an attribute because the session's thread posts to it; DOM queries are
+        # for the UI thread only.
+        self._feed = self.query_one(EventFeed)
         for pane in PANES:
             widget = self.query_one(f"#{pane}")
             widget.border_title = PANE_TITLES[pane]
@@ -278,9 +303,8 @@ class MainScreen(Screen[None]):
         self._show_active_pane()
 
     def _show_active_pane(self) -> None:
-        # Inline display, not a CSS class: a class change restyles the pane's whole subtree.
         for pane in PANES:
-            self.query_one(f"#{pane}").display = not self.tabbed or pane == self.active_pane
+            self.query_one(f"#{pane}").set_class(pane == self.active_pane, "-active")
         self.query_one(PaneTabs).show(self.active_pane, self.has_error)
 
     def _focus_target(self, pane: str):
@@ -347,9 +371,9 @@ class MainScreen(Screen[None]):
         status = self.query_one(StatusBar).status
         status.total = message.total if not message.finished else len(self.model.rows)
         if message.finished:
-            self.loading = False
+            self.rows_loading = False
             trace_list.empty_message = "No traces match." if self.filter_string else "No traces."
-        status.loading = self.loading
+        status.loading = self.rows_loading
         if self.model.is_filtered or self.model.sort_column != "time" or not self.model.sort_reverse:
             self.model.rebuild_view()
             trace_list.view_changed()
@@ -365,10 +389,10 @@ class MainScreen(Screen[None]):
 
     @on(LoadFailed)
     def _load_failed(self, message: LoadFailed) -> None:
-        self.loading = False
+        self.rows_loading = False
         self.query_one(TraceList).empty_message = f"Reading the store failed: {visible(str(message.error))}"
         self.query_one(TraceList).refresh()
-        self.notify(f"Reading the store failed: {message.error}", severity="error", markup=False)
+        self.notify_plain(f"Reading the store failed: {message.error}", severity="error")
 
     # --- the workbench session ---------------------------------------------------------------
 
@@ -392,23 +416,19 @@ class MainScreen(Screen[None]):
 
     def _session_failed(self, error: BaseException) -> None:
         self.log_line("error", f"The workbench could not start: {error}")
-        self.notify(f"The workbench could not start: {error}", severity="error", markup=False, timeout=10)
+        self.notify_plain(f"The workbench could not start: {error}", severity="error", timeout=10)
 
     def _session_event(self, event: Any) -> None:
         """Queue an event; runs on the session's thread and never touches a widget."""
         self._events.append(event)
         if not self._events_posted.is_set():
             self._events_posted.set()
-            self.post_message(WorkbenchEventsQueued())
-
-    @on(WorkbenchEventsQueued)
-    def _events_queued(self) -> None:
-        self._drain()
+            self._feed.post_message(WorkbenchEventsQueued())
 
     def _schedule_drain(self) -> None:
         if (self._events or self._draining is not None) and not self._drain_pending:
             self._drain_pending = True
-            self.set_timer(0.001, self._drain_later)
+            self._feed.set_timer(0.001, self._drain_later)
 
     def _drain_later(self) -> None:
         self._drain_pending = False
@@ -416,14 +436,14 @@ class MainScreen(Screen[None]):
 
     def _drain(self) -> None:
         """Apply queued events until the time slice is used up, then yield to keys and paints."""
-        if self.loading:
+        if self.rows_loading:
             # Rows are still loading; the events wait, and the loader drains them at the end.
             return
         deadline = time.perf_counter() + SLICE_SECONDS
         while time.perf_counter() < deadline:
             if self._draining is not None:
                 event, trace_ids = self._draining
-                batch = [trace_id for _, trace_id in zip(range(500), trace_ids)]
+                batch = [trace_id for _, trace_id in zip(range(BATCH_TRACES), trace_ids)]
                 if batch:
                     self._apply_batch(event, batch)
                     continue
@@ -475,13 +495,20 @@ class MainScreen(Screen[None]):
         self._draining = (event, iter(list(event.results)))
 
     def _apply_batch(self, event: Any, trace_ids: list[str]) -> None:
+        if type(event).__name__ == "ResultsRestored":
+            self.model.load_scores(event.results, event.generation, trace_ids)
+            self._schedule_paint(everything=True)
+            return
         if event.generation != self.model.generation:
             return
         touched = self.model.apply_results(event.generation, event.results, trace_ids)
-        self._dirty_rows.extend(touched)
+        self._dirty_ids.update(row.trace_id for row in touched)
         self._schedule_paint()
 
     def _results_done(self, event: Any) -> None:
+        if type(event).__name__ == "ResultsRestored":
+            self._restored_done(event)
+            return
         if event.generation != self.model.generation:
             return
         status = self.query_one(StatusBar).status
@@ -490,8 +517,10 @@ class MainScreen(Screen[None]):
         self._schedule_paint()
 
     def _on_ResultsRestored(self, event: Any) -> None:
-        self.model.load_scores(event.results, event.generation)
         self.model.generation = max(self.model.generation, event.generation)
+        self._draining = (event, iter(list(event.results)))
+
+    def _restored_done(self, event: Any) -> None:
         self.metrics = dict(event.metrics or {})
         self.query_one(StatusBar).status.generation = event.generation
         self.log_line("reload", f"restored the scores of generation {event.generation} from the store")
@@ -516,8 +545,10 @@ class MainScreen(Screen[None]):
             "reload",
             f"generation {event.generation} finished in {event.elapsed_s * 1000:.0f} ms: {changed} rows changed",
         )
-        self.notify(f"Generation {event.generation}: {changed:,} rows changed", markup=False, timeout=3)
+        self.notify_plain(f"Generation {event.generation}: {changed:,} rows changed", timeout=3)
         self._view_after_scores()
+        # The last results go on screen now rather than on the next paint tick.
+        self._paint_now()
         self._compute_stats()
 
     def _on_ReloadFailed(self, event: Any) -> None:
@@ -528,7 +559,7 @@ class MainScreen(Screen[None]):
         status.scoring = False
         where = f"{event.path}:{event.line}" if event.line else str(event.path)
         self.log_line("error", f"reload failed at {where}: {event.message}")
-        self.notify(f"Reload failed: {where}: {event.message}", severity="error", markup=False, timeout=6)
+        self.notify_plain(f"Reload failed: {where}: {event.message}", severity="error", timeout=6)
         self._schedule_paint(everything=True)
 
     def _on_WorkerOutput(self, event: Any) -> None:
@@ -565,20 +596,27 @@ class MainScreen(Screen[None]):
         if self._paint_timer is None:
             self._paint_timer = self.set_timer(PAINT_INTERVAL, self._paint)
 
+    def _paint_now(self) -> None:
+        if self._paint_timer is not None:
+            self._paint_timer.stop()
+        self._paint()
+
     def _paint(self) -> None:
         self._paint_timer = None
         trace_list = self.query_one(TraceList)
         trace_list.stale = self.stale
-        rows = None if self._dirty_all else self._dirty_rows
-        trace_list.refresh_rows(rows)
+        # Only rows on screen are redrawn; most of a generation's rows are scrolled out of view.
+        trace_list.refresh_rows(None if self._dirty_all else self._dirty_ids)
         current = trace_list.current_row
-        if current is not None and (self._dirty_all or any(row is current for row in self._dirty_rows)):
+        if current is not None and (self._dirty_all or current.trace_id in self._dirty_ids):
             self._show_scores(current)
-        self._dirty_rows = []
+        self._dirty_ids = set()
         self._dirty_all = False
         self._update_status()
         self.last_paint_at = time.perf_counter()
         if self._finished_generation is not None:
+            # NOTE: the time runs from the moment GenerationStarted arrives, so the file
+            # watcher's debounce between the save and that event (about 50 ms) is not counted.
             self.painted_generation = self._finished_generation
             self._finished_generation = None
             if self._generation_started_at is not None:
@@ -592,7 +630,7 @@ class MainScreen(Screen[None]):
         status = bar.status
         model = self.model
         status.shown = len(model.view)
-        if not self.loading:
+        if not self.rows_loading:
             status.total = len(model.rows)
         status.stale = self.stale
         status.filter_text = model.query.text if model.query else ""
@@ -633,7 +671,16 @@ class MainScreen(Screen[None]):
 
     @on(TraceList.TraceHighlighted)
     def _trace_highlighted(self, event: TraceList.TraceHighlighted) -> None:
-        self._show_scores(event.row)
+        # The cursor line is painted first; the panes that follow it are redrawn a frame
+        # later, and only once when keys repeat quickly.
+        if self._follow_timer is not None:
+            self._follow_timer.stop()
+        self._follow_timer = self.set_timer(FOLLOW_DELAY, self._follow_cursor)
+
+    def _follow_cursor(self) -> None:
+        self._follow_timer = None
+        row = self.query_one(TraceList).current_row
+        self._show_scores(row)
         if self.session is not None:
             self._send_visible()
         if not self.tabbed or self.active_pane == "detail":
@@ -697,7 +744,7 @@ class MainScreen(Screen[None]):
             return
         if message.error is not None:
             detail.show_trace(None, missing_id=message.trace_id)
-            self.notify(f"Reading trace {message.trace_id} failed: {message.error}", severity="error", markup=False)
+            self.notify_plain(f"Reading trace {message.trace_id} failed: {message.error}", severity="error")
             return
         self._show_all = False
         detail.show_trace(message.trace, missing_id=message.trace_id)
@@ -749,9 +796,11 @@ class MainScreen(Screen[None]):
             query = compile_query(text)
         except FilterError as error:
             if not quiet:
-                self.notify(str(error), severity="error", markup=False, timeout=6)
+                self.notify_plain(str(error), severity="error", timeout=6)
             return False
-        if (query.text if query else "") == (self.model.query.text if self.model.query else ""):
+        new_text = query.text if query else ""
+        old_text = self.model.query.text if self.model.query else ""
+        if new_text == old_text:
             return True
         trace_list = self.query_one(TraceList)
         current = trace_list.current_row
@@ -769,7 +818,7 @@ class MainScreen(Screen[None]):
     def _step_match(self, step: int) -> None:
         trace_list = self.query_one(TraceList)
         if not self.model.view:
-            self.notify("No trace matches the filter.", markup=False, timeout=2)
+            self.notify_plain("No trace matches the filter.", timeout=2)
             return
         trace_list.cursor = (trace_list.cursor + step) % len(self.model.view)
         if self.active_pane == "detail" or not self.tabbed:
@@ -792,7 +841,7 @@ class MainScreen(Screen[None]):
             self.model.only_changed = False
             self.model.only_failures = False
             self._rebuild_keep_cursor()
-            self.notify("Filter cleared.", markup=False, timeout=2)
+            self.notify_plain("Filter cleared.", timeout=2)
 
     def action_next_pane(self) -> None:
         self._cycle_pane(1)
@@ -853,19 +902,19 @@ class MainScreen(Screen[None]):
         trace_list.view_changed(current.trace_id if current else None)
         order = "descending" if self.model.sort_reverse else "ascending"
         title = column[len(SCORE_PREFIX):] if column.startswith(SCORE_PREFIX) else column
-        self.notify(f"Sorted by {title}, {order}.", markup=False, timeout=2)
+        self.notify_plain(f"Sorted by {title}, {order}.", timeout=2)
         self._update_status()
 
     def action_rescore(self) -> None:
         if self.session is None:
-            self.notify("No scorer module: start with --scorers FILE to score.", severity="warning", markup=False)
+            self.notify_plain("No scorer module: start with --scorers FILE to score.", severity="warning")
             return
         self.log_line("reload", "rescore requested")
         threading.Thread(target=self.session.rescore, name="tui-eval-rescore", daemon=True).start()
 
     def action_edit_scorer(self) -> None:
         if self.scorers_path is None:
-            self.notify("No scorer module: start with --scorers FILE to edit one.", severity="warning", markup=False)
+            self.notify_plain("No scorer module: start with --scorers FILE to edit one.", severity="warning")
             return
         editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
         command = [*shlex.split(editor), str(self.scorers_path)]
@@ -879,10 +928,10 @@ class MainScreen(Screen[None]):
                 # Headless runs (tests) cannot hand the terminal over; the editor runs detached.
                 code = subprocess.call(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         except OSError as error:
-            self.notify(f"Cannot run the editor {editor!r}: {error}. Set $EDITOR.", severity="error", markup=False)
+            self.notify_plain(f"Cannot run the editor {editor!r}: {error}. Set $EDITOR.", severity="error")
             return
         if code != 0:
-            self.notify(f"The editor {editor!r} exited with status {code}.", severity="warning", markup=False)
+            self.notify_plain(f"The editor {editor!r} exited with status {code}.", severity="warning")
 
     def action_export(self) -> None:
         from tui_eval.tui.export_screen import ExportScreen
@@ -901,11 +950,9 @@ class MainScreen(Screen[None]):
         try:
             count = write_view(path, rows, columns)
         except (OSError, TuiEvalError) as error:
-            self.app.call_from_thread(
-                self.notify, f"Export failed: {error}", severity="error", markup=False, timeout=8
-            )
+            self.app.call_from_thread(self.notify_plain, f"Export failed: {error}", severity="error", timeout=8)
             return
-        self.app.call_from_thread(self.notify, f"Exported {count:,} rows to {path}", markup=False, timeout=5)
+        self.app.call_from_thread(self.notify_plain, f"Exported {count:,} rows to {path}", timeout=5)
         self.app.call_from_thread(self.log_line, "export", f"wrote {count} rows to {path}")
 
     def action_help(self) -> None:
@@ -921,12 +968,12 @@ class MainScreen(Screen[None]):
 
     # --- log ---------------------------------------------------------------------------------
 
+    def notify_plain(self, message: str, **options: Any) -> None:
+        """Notify with ``message`` shown as written: no markup, control characters made visible."""
+        self.notify(visible(message), markup=False, **options)
+
     def log_line(self, source: str, line: str) -> None:
         self.query_one(LogPane).add_line(source, line)
-
-    @on(LogRecordReceived)
-    def _log_record(self, message: LogRecordReceived) -> None:
-        self.log_line(message.level, message.message)
 
     def on_unmount(self) -> None:
         self.stop_session()

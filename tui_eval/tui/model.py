@@ -9,7 +9,7 @@ from the store is not kept.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,16 +105,39 @@ def none_cell(name: str) -> Cell:
     return (name, None, None, None, None, None, None, "CODE", name, None, "n_none")
 
 
+def _changed_names(current: Mapping[str, Cell], previous: Mapping[str, Cell] | None) -> frozenset[str]:
+    if previous is None:
+        return _NO_CHANGES
+    changed = [name for name in previous if name not in current]
+    for name, cell in current.items():
+        before = previous.get(name)
+        # Equal tuples are the common case and need no closer look.
+        if before != cell and not same_outcome(cell, before):
+            changed.append(name)
+    return frozenset(changed) if changed else _NO_CHANGES
+
+
+def cell_reader(results: Mapping[str, Sequence[Feedback]]) -> Callable[[str], tuple[Cell, ...]]:
+    """Return a function that reads one trace's cells from ``results`` (see ``trace_cells``)."""
+    cells_of = getattr(results, "cells", None)
+    none_names_of = getattr(results, "none_names", None)
+    if callable(cells_of) and not callable(none_names_of):
+        return cells_of
+    return lambda trace_id: trace_cells(results, trace_id)
+
+
 def trace_cells(results: Mapping[str, Sequence[Feedback]], trace_id: str) -> tuple[Cell, ...]:
     """The cells of one trace in a results mapping.
 
-    A workbench ``ResultTable`` hands out its cells directly (and the names of scorers
-    that returned None); any other mapping of Feedback lists is converted cell by cell.
+    The workbench's result tables hand out their cells directly (a ``ResultTable`` also
+    names the scorers that returned None); any other mapping of Feedback lists is converted
+    cell by cell.
     """
     cells_of = getattr(results, "cells", None)
     if callable(cells_of):
         cells = tuple(cells_of(trace_id))
-        none_names = results.none_names(trace_id)  # type: ignore[attr-defined]
+        none_names_of = getattr(results, "none_names", None)
+        none_names = none_names_of(trace_id) if callable(none_names_of) else ()
         if none_names:
             cells += tuple(none_cell(name) for name in none_names)
         return cells
@@ -161,6 +184,8 @@ class ScorerStats:
     texts: int = 0
     missing: int = 0
     changed: int = 0
+    # The histogram, filled by compute_stats so that drawing the summary does not walk the values.
+    buckets: list[int] = field(default_factory=list, repr=False)
 
     @property
     def scored(self) -> int:
@@ -244,6 +269,8 @@ def compute_stats(rows: Iterable[Row], names: Sequence[str], *, previous: bool =
                 entry.nans += 1
             else:
                 entry.texts += 1
+    for entry in stats.values():
+        entry.buckets = entry.histogram()
     return stats
 
 
@@ -283,9 +310,11 @@ class TraceListModel:
 
     # --- scores -------------------------------------------------------------------------------
 
-    def load_scores(self, results: Mapping[str, Sequence[Feedback]], generation: int = 0) -> None:
+    def load_scores(
+        self, results: Mapping[str, Sequence[Feedback]], generation: int = 0, trace_ids: Iterable[str] | None = None
+    ) -> None:
         """Set scores known before any generation ran (the last ones stored); nothing counts as changed."""
-        for trace_id in results:
+        for trace_id in results if trace_ids is None else trace_ids:
             row = self.by_id.get(trace_id)
             if row is None:
                 continue
@@ -312,8 +341,10 @@ class TraceListModel:
         """
         touched: list[Row] = []
         generation_names = self._generation_names
+        by_id = self.by_id
+        read_cells = cell_reader(results)
         for trace_id in results if trace_ids is None else trace_ids:
-            row = self.by_id.get(trace_id)
+            row = by_id.get(trace_id)
             if row is None:
                 continue
             if row.generation != generation:
@@ -323,25 +354,16 @@ class TraceListModel:
                 row.generation = generation
             cells = row.scores
             assert isinstance(cells, dict)
-            for cell in trace_cells(results, trace_id):
+            for cell in read_cells(trace_id):
                 name = cell[CELL_NAME]
                 cells[name] = cell
                 if name not in generation_names:
                     generation_names.append(name)
                     self._add_column(name)
-            row.changed = self._changed_names(row)
+            row.changed = _changed_names(cells, row.previous)
             row.version += 1
             touched.append(row)
         return touched
-
-    def _changed_names(self, row: Row) -> frozenset[str]:
-        previous = row.previous
-        if previous is None:
-            return _NO_CHANGES
-        current = row.scores
-        names = set(current) | set(previous)
-        changed = [name for name in names if not same_outcome(current.get(name), previous.get(name))]
-        return frozenset(changed) if changed else _NO_CHANGES
 
     def _add_column(self, name: str) -> None:
         if name not in self.columns:

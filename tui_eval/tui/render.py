@@ -791,7 +791,7 @@ def render_summary(
             line.append_text(format_delta(stats.mean, before.mean))
         parts.append(line)
         # Pass/fail columns already show their split in the pass rate.
-        histogram = stats.histogram() if stats.scored > stats.passed + stats.failed else []
+        histogram = stats.buckets if stats.scored > stats.passed + stats.failed else []
         if histogram:
             parts.append(
                 Text.assemble(

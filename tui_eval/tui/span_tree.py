@@ -1,6 +1,6 @@
 """The span tree of the open trace: one line per span with its type, duration and a bar.
 
-The bar places each span against the whole trace, so the slow step stands out. Lines are
+The bar places each span against the whole trace, so the slow step is easy to see. Lines are
 drawn through the line API like the trace list, so a trace of thousands of spans scrolls
 as fast as a short one.
 """

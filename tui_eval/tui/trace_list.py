@@ -1,7 +1,7 @@
 """The trace list: a virtualised table that renders only the rows on screen.
 
 It draws from a ``TraceListModel`` (rows, view, score columns) through Textual's line API:
-``render_line`` asks for one screen line, so a list of 100,000 traces costs the same to
+``render_line`` requests one screen line, so a list of 100,000 traces costs the same to
 draw as a list of 30. Rendered rows are kept in a small LRU cache keyed by everything that
 changes their look; ``refresh_rows`` drops the entries of rows whose scores changed.
 """
@@ -174,19 +174,18 @@ class TraceList(ScrollView, can_focus=True):
             self.cursor = self.cursor
         self.refresh()
 
-    def refresh_rows(self, rows: list[Row] | None = None) -> None:
-        """Redraw after scores changed: only ``rows`` if given and on screen, else every visible row."""
+    def refresh_rows(self, trace_ids: set[str] | None = None) -> None:
+        """Redraw after scores changed: the rows on screen among ``trace_ids``, or all when None."""
         self._header_cache = None
-        if rows is None or len(rows) > 64:
+        if trace_ids is None:
             self._row_cache.clear()
             self.refresh()
             return
+        self.refresh_line(int(self.scroll_y))
         top = int(self.scroll_y)
-        visible = {row.trace_id: top + y for y, row in enumerate(self.model.view[top: top + self.size.height])}
-        for row in rows:
-            y = visible.get(row.trace_id)
-            if y is not None:
-                self.refresh_line(y + 1)
+        for index, row in enumerate(self.model.view[top: top + self.size.height], start=top):
+            if row.trace_id in trace_ids:
+                self.refresh_line(index + 1)
 
     # --- cursor ------------------------------------------------------------------------------
 
@@ -292,7 +291,7 @@ class TraceList(ScrollView, can_focus=True):
         if index >= len(view):
             if index == 0 and not view:
                 style = self.get_component_rich_style("trace-list--empty")
-                return Strip(list(fit(Text(" " + self.empty_message, style=style), width).render(self.app.console)), width)
+                return self._to_strip(fit(Text(" " + self.empty_message), width), width, base + style)
             return Strip.blank(width, base)
         row = view[index]
         is_cursor = index == self.cursor
