@@ -2,7 +2,7 @@
 
 Run by hand: ``python -m pytest -m bench tests/bench/bench_tui.py -s -p no:cacheprovider``.
 Key latency is the time from posting a key event to the end of the first screen refresh that
-shows the moved cursor; the headless test driver writes no output, so terminal I/O is not counted.
+shows the moved cursor. The headless test driver writes no output, so terminal I/O is not counted.
 Building the store of 100,000 traces takes about a minute; set TUI_EVAL_BENCH_STORE to a
 path to keep it between runs. Each test prints its figures; RESULTS.md records them.
 """

@@ -7,13 +7,13 @@ from textual.containers import Container
 from textual.widgets import Static
 
 from tui_eval.entities import Trace
-from tui_eval.tui.render import DIM, fit, format_duration_ms, format_time_ms, visible
+from tui_eval.tui.render import DIM, format_duration_ms, format_time_ms, visible
 from tui_eval.tui.span_tree import SpanTree
 from tui_eval.tui.span_view import SpanView
 
 
 def trace_heading(trace: Trace) -> Text:
-    """One line naming the open trace: name, id, time, duration and state."""
+    """Build the heading line of the open trace: name, id, time, duration and state."""
     info = trace.info
     root = trace.data.root_span
     name = root.name if root is not None else ""
@@ -51,7 +51,7 @@ class DetailPane(Container):
         self.query_one("#detail-heading", Static).update(Text(f"Loading {visible(trace_id)}\u2026", style="dim italic"))
 
     def show_trace(self, trace: Trace | None, *, missing_id: str | None = None) -> None:
-        """Show a loaded trace, or say that ``missing_id`` is no longer in the store."""
+        """Show a loaded trace, or a line reporting that ``missing_id`` is no longer in the store."""
         self.trace = trace
         self.loading_id = None
         heading = self.query_one("#detail-heading", Static)
@@ -62,6 +62,10 @@ class DetailPane(Container):
             tree.show_trace(None)
             self.query_one(SpanView).show_span(None)
             return
-        heading.update(fit(trace_heading(trace), max(self.size.width, 20)))
+        line = trace_heading(trace)
+        # Cut at draw time: the pane may be hidden (zero wide) when a trace is opened.
+        line.no_wrap = True
+        line.overflow = "ellipsis"
+        heading.update(line)
         tree.show_trace(trace)
         self.query_one(SpanView).show_span(tree.current_span, tree.trace_start_ns)

@@ -1,4 +1,4 @@
-"""A small dialog that asks where to export the current view; the file extension picks the format."""
+"""A small dialog for the path to export the current view to; the file extension picks the format."""
 
 from __future__ import annotations
 

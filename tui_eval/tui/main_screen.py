@@ -62,7 +62,7 @@ PAGE_SIZE = 10_000
 SLICE_SECONDS = 0.008
 # Traces merged between two looks at the clock; small, because other threads share the GIL.
 BATCH_TRACES = 100
-PAINT_INTERVAL = 0.050
+PAINT_INTERVAL = 0.2
 FOLLOW_DELAY = 0.03
 DETAIL_DELAY = 0.1
 # Lists up to this size filter as the user types; larger ones when Enter is pressed.
@@ -114,8 +114,7 @@ class EventFeed(Widget):
     """An invisible widget whose own message queue carries the draining of workbench events.
 
     Textual repaints a screen only when the screen's message queue runs empty. Draining on
-    the screen's queue kept it busy for a whole generation, so nothing was painted until the
-    generation ended; on this widget's queue the screen stays free to repaint between slices.
+    this widget's queue leaves the screen's queue free, so the screen repaints between slices.
     """
 
     DEFAULT_CSS = """

@@ -14,7 +14,7 @@ from tui_eval.tui.render import DIM, visible
 
 
 class StoreProblem:
-    """What went wrong with the store and what the user can do about it."""
+    """A problem with the store, with the advice shown to the user."""
 
     MISSING = "missing"
     EMPTY = "empty"

@@ -178,7 +178,7 @@ def format_number(value: float) -> str:
 
 
 class CellKind(str, Enum):
-    """What a score cell shows; each kind has its own mark so that colour is never needed."""
+    """The kind of value a score cell shows. Each kind has its own mark, so colour is never needed."""
 
     PASS = "pass"
     FAIL = "fail"
