@@ -200,6 +200,8 @@ class FilterBar(Input):
 
     DEFAULT_CSS = """
     FilterBar { dock: bottom; height: 1; border: none; padding: 0 1; display: none; }
+    /* Input's own :focus rule adds a tall border, which would leave no row for the text. */
+    FilterBar:focus { border: none; }
     FilterBar.-open { display: block; }
     """
 
