@@ -213,5 +213,7 @@ async def test_markup_texts_shown_verbatim_in_every_pane(sample_store, tmp_path)
         assert await wait_for(pilot, lambda: screen.last_reload_error is not None, 60)
         shown = await wait_text(pilot, "validation error [input_value={'k[0]': 1}] and [dim]step[/]")
         assert "validation error [input_value={'k[0]': 1}] and [dim]step[/]" in shown
-        notes = [str(note.message) for note in app._notifications]
-        assert any("validation error [input_value={'k[0]': 1}] and [dim]step[/]" in note for note in notes)
+        expected_note = "validation error [input_value={'k[0]': 1}] and [dim]step[/]"
+        assert await wait_for(
+            pilot, lambda: any(expected_note in str(note.message) for note in app._notifications), 30
+        )
