@@ -794,7 +794,7 @@ class MainScreen(Screen[None]):
 
     def _apply_filter(self, text: str, *, quiet: bool = False) -> bool:
         try:
-            query = compile_query(text)
+            query = compile_query(text, self.model.columns)
         except FilterError as error:
             if not quiet:
                 self.notify_plain(str(error), severity="error", timeout=6)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import re
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,8 +49,12 @@ class Query:
         return self.predicate(row)
 
 
-def compile_query(text: str) -> Query | None:
-    """Compile filter text; return None for an empty filter, raise FilterError when invalid."""
+def compile_query(text: str, score_names: Collection[str] | None = None) -> Query | None:
+    """Compile filter text; return None for an empty filter, raise FilterError when invalid.
+
+    With ``score_names`` (the score columns on screen), a comparison on any other name is
+    invalid, so that a typo gets an error instead of silently matching no trace.
+    """
     try:
         tokens = shlex.split(text, posix=True)
     except ValueError as exc:
@@ -69,7 +73,7 @@ def compile_query(text: str) -> Query | None:
             negate = not negate
             token = token[1:]
             lowered = token.lower()
-        predicate, scores = _compile_term(token, lowered, text)
+        predicate, scores = _compile_term(token, lowered, text, score_names)
         uses_scores = uses_scores or scores
         if negate:
             predicate = _negated(predicate)
@@ -96,7 +100,9 @@ def _negated(predicate: Predicate) -> Predicate:
     return lambda row: not predicate(row)
 
 
-def _compile_term(token: str, lowered: str, source: str) -> tuple[Predicate, bool]:
+def _compile_term(
+    token: str, lowered: str, source: str, score_names: Collection[str] | None = None
+) -> tuple[Predicate, bool]:
     if lowered == "changed":
         return (lambda row: bool(row.changed)), True
     if lowered in ("error", "errors"):
@@ -105,7 +111,7 @@ def _compile_term(token: str, lowered: str, source: str) -> tuple[Predicate, boo
         return row_fails, True
     match = _COMPARISON.match(token)
     if match:
-        return _compile_comparison(match["name"].strip(), match["op"], match["value"].strip(), source)
+        return _compile_comparison(match["name"].strip(), match["op"], match["value"].strip(), source, score_names)
     needle = lowered
     return (lambda row: _text_contains(row, needle)), False
 
@@ -124,12 +130,20 @@ def _text_contains(row: Any, needle: str) -> bool:
     )
 
 
-def _compile_comparison(name: str, op: str, raw: str, source: str) -> tuple[Predicate, bool]:
+def _compile_comparison(
+    name: str, op: str, raw: str, source: str, score_names: Collection[str] | None = None
+) -> tuple[Predicate, bool]:
     if not raw:
         raise FilterError(f"invalid filter {source!r}: {name}{op} needs a value, as in {name}{op}0.5")
     field = name.lower()
     if field in FIELDS:
         return _compile_field(field, op, raw, source), False
+    if score_names is not None and name not in score_names:
+        scores = ", ".join(sorted(score_names)) or "none yet"
+        raise FilterError(
+            f"invalid filter {source!r}: no score or field named {name!r}; "
+            f"scores: {scores}; fields: {', '.join(sorted(FIELDS))}"
+        )
     return _compile_score(name, op, raw, source), True
 
 
