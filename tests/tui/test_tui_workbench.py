@@ -99,6 +99,9 @@ async def test_reload_failure_shows_file_and_line_then_recovers(sample_store, sc
         assert "SyntaxError" in report
         await pilot.press("1")
         text = await wait_text(pilot, "~exact_m")
+        assert "~exact_m" in text
+        # The status bar is repainted on its own timer, so it may show STALE a frame later.
+        text = await wait_text(pilot, "STALE")
         assert "STALE" in text
         assert "~exact_m" in text
         # The last good scores stay.
