@@ -64,22 +64,37 @@ ROLE_WRITER = "writer"
 STAGE_IMPORT = -1
 STAGE_AGGREGATE = -2
 
-_PROGRESS = struct.Struct("<qqqd")  # sequence, item index, scorer index, start (time.monotonic)
+# sequence, item index, scorer index, start (time.monotonic), check (see ProgressBlock)
+_PROGRESS = struct.Struct("<qqqdq")
 PROGRESS_SIZE = _PROGRESS.size
+# Torn snapshots are retried this many times before a read gives up until the next look.
+_READ_ATTEMPTS = 20
+
+
+def _check(sequence: int, item: int, scorer: int, started: float) -> int:
+    # Never 0, so a zeroed or half-written record never passes.
+    return ((sequence * 1_000_003 + item * 8_191 + scorer * 131 + int(started * 1e6)) & 0x3FFFFFFFFFFFFFFF) | 1
 
 
 class ProgressBlock:
     """Shared memory in which a worker records the scorer call it is in; the session reads it at any time.
 
-    The sequence number is odd while a call runs and even between calls. The session reads
-    the block twice and retries until both reads agree, so it never acts on a torn snapshot.
-    ``time.monotonic`` uses one clock for all processes on Linux and macOS, so the session
-    can compare the start time with its own clock.
+    The sequence number is odd while a call runs and even between calls. The worker writes
+    the whole record with one copy, but a reader on another core can still see it half
+    written (and a worker descheduled in the middle of that copy leaves it so for
+    milliseconds). Each record therefore carries a check computed from its fields; a reader
+    retries a snapshot whose check does not match, and gives up after a few tries, so it never
+    acts on a torn snapshot (one that pairs a new call with a start time of 0 would look like
+    a call running for hours). ``time.monotonic`` uses one clock for all processes on Linux
+    and macOS, so the session can compare the start time with its own clock.
     """
 
     def __init__(self, fd: int):
         self._memory = mmap.mmap(fd, PROGRESS_SIZE)
         self._sequence = 0
+        self._item = 0
+        self._scorer = 0
+        self._started = 0.0
 
     @classmethod
     def create(cls) -> tuple[ProgressBlock, int]:
@@ -90,19 +105,31 @@ class ProgressBlock:
 
     def begin(self, item: int, scorer: int, started: float) -> None:
         self._sequence += 1
-        _PROGRESS.pack_into(self._memory, 0, self._sequence, item, scorer, started)
+        self._item, self._scorer, self._started = item, scorer, started
+        self._write()
 
     def end(self) -> None:
         self._sequence += 1
-        struct.pack_into("<q", self._memory, 0, self._sequence)
+        self._write()
 
-    def read(self) -> tuple[int, int, int, float]:
-        """Return ``(sequence, item, scorer, started)``; ``sequence`` is odd while a call runs."""
-        while True:
-            first = _PROGRESS.unpack_from(self._memory, 0)
-            second = _PROGRESS.unpack_from(self._memory, 0)
-            if first == second:
-                return first
+    def _write(self) -> None:
+        sequence, item, scorer, started = self._sequence, self._item, self._scorer, self._started
+        # Packed into bytes first and copied in one slice: pack_into would zero the shared
+        # record before filling it in, field by field.
+        self._memory[:] = _PROGRESS.pack(sequence, item, scorer, started, _check(sequence, item, scorer, started))
+
+    def read(self) -> tuple[int, int, int, float] | None:
+        """Return ``(sequence, item, scorer, started)``, or None if no whole snapshot could be read.
+
+        ``sequence`` is odd while a call runs; it is 0 before the worker's first call.
+        """
+        for _ in range(_READ_ATTEMPTS):
+            sequence, item, scorer, started, check = _PROGRESS.unpack_from(self._memory, 0)
+            if check == _check(sequence, item, scorer, started):
+                return sequence, item, scorer, started
+            if sequence == 0 and item == 0 and scorer == 0 and started == 0.0 and check == 0:
+                return 0, 0, 0, 0.0
+        return None
 
     def close(self) -> None:
         self._memory.close()

@@ -889,7 +889,8 @@ class Session:
                 self._assign_worker(run)
             return
 
-        sequence, item, scorer, _started = handle.progress.read()
+        # A worker that died while writing its record leaves it torn: then no call is blamed.
+        sequence, item, scorer, _started = handle.progress.read() or (0, 0, 0, 0.0)
         in_call = sequence % 2 == 1
         if in_call and item >= 0 and run.scorers is not None and 0 <= scorer < len(run.scorers):
             name = run.scorers[scorer]["name"]
@@ -945,7 +946,10 @@ class Session:
         for handle in run.workers:
             if handle.state != "running" or handle.kill_reason is not None or handle.pid is None:
                 continue
-            sequence, item, _scorer, started = handle.progress.read()
+            snapshot = handle.progress.read()
+            if snapshot is None:
+                continue  # being written; the next look reads it
+            sequence, item, _scorer, started = snapshot
             if sequence % 2 == 0:
                 continue
             if item == protocol.STAGE_IMPORT:
