@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import textwrap
 
@@ -11,6 +12,7 @@ from helpers import rich_text, screen_text, wait_for, wait_generation, wait_load
 from tui_eval.tui.app import TuiEvalApp
 from tui_eval.tui.main_screen import MainScreen
 from tui_eval.tui.trace_list import TraceList
+from tui_eval.workbench.remote import RemoteSession
 from tui_fixtures import MARKUP_TEXTS, trace_id
 
 pytestmark = pytest.mark.anyio
@@ -29,6 +31,9 @@ async def test_save_rescores_and_marks_changes(sample_store, scorer_file):
         assert await wait_loaded(pilot)
         screen: MainScreen = app.screen
         assert await wait_generation(pilot, 1)
+        # The session runs in a process of its own, so its work never holds this process's GIL.
+        assert isinstance(screen.session, RemoteSession)
+        assert screen.session.pid not in (None, os.getpid())
         model = screen.model
         assert model.columns == ["exact_match", "length"]
         assert model.by_id[trace_id(1)].scores["exact_match"][1] is False

@@ -402,9 +402,11 @@ class MainScreen(Screen[None]):
         try:
             factory = self.session_factory
             if factory is None:
-                from tui_eval.workbench.session import Session
+                # The session runs in a process of its own so that its work never holds the
+                # interpreter lock the UI thread needs to handle keys.
+                from tui_eval.workbench.remote import RemoteSession
 
-                factory = Session
+                factory = RemoteSession
             session = factory(
                 self.store.path, self.scorers_path, run_id=self.run_id, filter_string=self.filter_string
             )

@@ -37,8 +37,8 @@ def kill_process_group(pid: int) -> None:
             pass
 
 
-def _environment() -> dict[str, str]:
-    """Build the zygote's environment: the caller's, with tui_eval importable even when not installed."""
+def child_environment() -> dict[str, str]:
+    """The environment of a child Python process: the caller's, with tui_eval importable even when not installed."""
     env = dict(os.environ)
     package_root = str(Path(__file__).resolve().parents[2])
     current = env.get("PYTHONPATH")
@@ -72,7 +72,7 @@ class ZygoteProcess:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
                 start_new_session=True,
-                env=_environment(),
+                env=child_environment(),
             )
         finally:
             control_child.close()

@@ -214,6 +214,10 @@ class ResultTable(Mapping[str, list[Feedback]]):
         for trace_id, cells in other.iter_cells():
             self.add(trace_id, cells, other.none_names(trace_id))
 
+    def __getstate__(self) -> dict[str, Any]:
+        # The Feedback objects built on reads are a cache; the cells rebuild them.
+        return {**self.__dict__, "_feedback": {}}
+
     def copy(self) -> ResultTable:
         table = ResultTable(self.generation, self.module_hash, create_time_ms=self.create_time_ms)
         table._cells = dict(self._cells)
@@ -424,6 +428,16 @@ class TableView(Mapping[str, list[Feedback]]):
     def none_names(self, trace_id: str) -> tuple[str, ...]:
         """The scorers that returned None for one trace of the batch."""
         return self._table.none_names(trace_id) if trace_id in self._members else ()
+
+    def detached(self) -> ResultTable:
+        """Copy this batch's traces, as they are now, into a table of their own (to send to another process)."""
+        source = self._table
+        table = ResultTable(source.generation, source.module_hash, create_time_ms=source.create_time_ms)
+        for trace_id in self._trace_ids:
+            cells = source.cells_by_trace.get(trace_id)
+            if cells is not None:
+                table.add(trace_id, cells, source.none_names(trace_id), source.signature(trace_id))
+        return table
 
 
 class OverlayResults(Mapping[str, list[Feedback]]):
