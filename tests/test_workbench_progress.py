@@ -8,7 +8,7 @@ import time
 from tui_eval.workbench.protocol import PROGRESS_SIZE, ProgressBlock
 
 
-def test_begin_and_end_round_trip():
+def test_progress_begin_end_round_trip():
     block, fd = ProgressBlock.create()
     try:
         assert block.read() == (0, 0, 0, 0.0)
@@ -21,7 +21,7 @@ def test_begin_and_end_round_trip():
         os.close(fd)
 
 
-def test_a_half_written_record_is_not_read():
+def test_progress_half_written_record_rejected():
     block, fd = ProgressBlock.create()
     try:
         block.begin(7, 1, time.monotonic())
@@ -37,13 +37,14 @@ def test_a_half_written_record_is_not_read():
         assert block.read() is None
         block._memory[:] = whole
         sequence, item, scorer, started = block.read()
-        assert (sequence, item, scorer) == (3, 8, 0) and started > 0
+        assert (sequence, item, scorer) == (3, 8, 0)
+        assert started > 0
     finally:
         block.close()
         os.close(fd)
 
 
-def test_a_reader_in_another_process_never_sees_a_stale_start():
+def test_progress_reader_in_other_process_sees_no_stale_start():
     """A writer process hammers the record while this process reads it, as the session does."""
     block, fd = ProgressBlock.create()
     pid = os.fork()
@@ -76,7 +77,7 @@ def test_a_reader_in_another_process_never_sees_a_stale_start():
             if finished:
                 break
         assert reads > 1000
-        # Each call of the writer is microseconds long; a start seconds old is a torn read.
+        # Each call of the writer lasts microseconds, so a start a second old comes from a torn read.
         assert oldest < 1.0, f"a snapshot said a call had run for {oldest:.3f} s"
     finally:
         block.close()

@@ -208,6 +208,24 @@ def test_stats_counts_every_kind():
     assert previous["exact_match"].count == 1
 
 
+def test_stats_steps_match_one_pass():
+    model = scored_model()
+    steps = model.stats_steps(chunk=2)
+    taken = 0
+    while True:
+        try:
+            next(steps)
+            taken += 1
+        except StopIteration as done:
+            current, previous, changed = done.value
+            break
+    # Three chunks of rows, then one histogram per name and side.
+    assert taken == 3 + 2 * len(model.columns)
+    assert (current, previous) == model.stats()
+    assert changed == model.changed_rows()
+    assert current["exact_match"].buckets == model.stats()[0]["exact_match"].histogram()
+
+
 def test_histogram_buckets():
     stats = compute_stats([], ["x"])["x"]
     stats.numbers = [0.0, 0.1, 0.5, 1.0]

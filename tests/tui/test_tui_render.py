@@ -137,6 +137,8 @@ def test_format_count():
 )
 def test_classify_cells(value, error, kind, text):
     assert render.classify(cell(value, error)) == (kind, text)
+    # The kind alone, used to count many cells, agrees with the full classification.
+    assert render.cell_kind(cell(value, error)) is kind
 
 
 def test_classify_missing_cell():

@@ -15,7 +15,7 @@ import subprocess
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -247,6 +247,8 @@ class MainScreen(Screen[None]):
         self._detail_timer: Timer | None = None
         self._follow_timer: Timer | None = None
         self._stats_token = 0
+        self._stats_job: tuple[int, Generator[None, None, Any]] | None = None
+        self._stats_pending = False
         self._generation_started_at: float | None = None
         self._finished_generation: int | None = None
         self.reload_latency_ms: float | None = None
@@ -643,19 +645,35 @@ class MainScreen(Screen[None]):
             f"/{len(model.rows):,}" if model.is_filtered else ""
         )
 
-    @work(thread=True, exclusive=True, group="stats", exit_on_error=False)
     def _compute_stats(self) -> None:
+        """Count the summary's statistics in slices on the UI thread, between keys and paints.
+
+        A thread would hold the interpreter lock the UI thread needs for as long as the
+        counting takes (most of a second for 100,000 rows), so keys would wait.
+        """
         self._stats_token += 1
-        token = self._stats_token
-        for _ in range(3):
-            try:
-                current, previous = self.model.stats()
-                changed = self.model.changed_rows()
-            except RuntimeError:
-                # A generation changed a row's cells while they were counted; count again.
-                continue
-            self.post_message(StatsComputed(current, previous, changed, token))
+        self._stats_job = (self._stats_token, self.model.stats_steps())
+        if not self._stats_pending:
+            self._stats_pending = True
+            self._feed.set_timer(0.001, self._step_stats)
+
+    def _step_stats(self) -> None:
+        self._stats_pending = False
+        job = self._stats_job
+        if job is None:
             return
+        token, steps = job
+        deadline = time.perf_counter() + SLICE_SECONDS
+        while time.perf_counter() < deadline:
+            try:
+                next(steps)
+            except StopIteration as done:
+                self._stats_job = None
+                current, previous, changed = done.value
+                self.post_message(StatsComputed(current, previous, changed, token))
+                return
+        self._stats_pending = True
+        self._feed.set_timer(0.001, self._step_stats)
 
     @on(StatsComputed)
     def _stats_computed(self, message: StatsComputed) -> None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tui_eval.errors import FilterError
-from tui_eval.tui.render import CellKind, cell_number, classify
+from tui_eval.tui.render import CellKind, cell_kind, cell_number
 from tui_eval.workbench.results import CELL_ERROR_CODE, CELL_VALUE
 
 # A predicate takes a tui_eval.tui.model.Row: its fields, ``scores`` and ``changed``.
@@ -118,7 +118,7 @@ def _compile_term(
 
 def row_fails(row: Any) -> bool:
     """Whether any of the row's cells failed: False, "no" or an error."""
-    return any(classify(cell)[0] in _FAILING for cell in row.scores.values())
+    return any(cell_kind(cell) in _FAILING for cell in row.scores.values())
 
 
 def _text_contains(row: Any, needle: str) -> bool:
@@ -203,7 +203,7 @@ def _compile_score(name: str, op: str, raw: str, source: str) -> Predicate:
         kind = marks[wanted]
 
         def is_kind(row: Any) -> bool:
-            return classify(row.scores.get(name))[0] is kind
+            return cell_kind(row.scores.get(name)) is kind
 
         return is_kind if op != "!=" else _negated(is_kind)
     if op == "~":

@@ -214,34 +214,47 @@ CHANGED_STYLE = Style(underline=True, bold=True, bgcolor="#3a3a00")
 STALE_STYLE = Style(dim=True, italic=True)
 
 
-def classify(cell: Cell | None) -> tuple[CellKind, str]:
-    """Return the kind of a score cell and its short text (a mark or the value)."""
+def cell_kind(cell: Cell | None) -> CellKind:
+    """Return the kind of a score cell (``classify`` without the text, for counting many cells)."""
     if cell is None:
-        return CellKind.MISSING, CELL_MARKS[CellKind.MISSING]
+        return CellKind.MISSING
     if cell[CELL_ERROR_CODE] is not None:
-        return CellKind.ERROR, CELL_MARKS[CellKind.ERROR]
+        return CellKind.ERROR
     value = cell[CELL_VALUE]
     if value is None:
-        return CellKind.NONE, CELL_MARKS[CellKind.NONE]
+        return CellKind.NONE
     if isinstance(value, bool):
-        return (CellKind.PASS, CELL_MARKS[CellKind.PASS]) if value else (CellKind.FAIL, CELL_MARKS[CellKind.FAIL])
+        return CellKind.PASS if value else CellKind.FAIL
     if isinstance(value, (int, float)):
-        if isinstance(value, float) and math.isnan(value):
-            return CellKind.NAN, CELL_MARKS[CellKind.NAN]
-        return CellKind.NUMBER, format_number(value)
+        return CellKind.NAN if isinstance(value, float) and math.isnan(value) else CellKind.NUMBER
     if isinstance(value, str):
         lowered = value.strip().lower()
         if lowered == "yes":
-            return CellKind.PASS, CELL_MARKS[CellKind.PASS] + " " + value.strip()
+            return CellKind.PASS
         if lowered == "no":
-            return CellKind.FAIL, CELL_MARKS[CellKind.FAIL] + " " + value.strip()
-        return CellKind.TEXT, one_line(value, 80)
-    return CellKind.TEXT, one_line(json.dumps(value, ensure_ascii=False, default=str), 80)
+            return CellKind.FAIL
+    return CellKind.TEXT
+
+
+def classify(cell: Cell | None) -> tuple[CellKind, str]:
+    """Return the kind of a score cell and its short text (a mark or the value)."""
+    kind = cell_kind(cell)
+    if kind is CellKind.NUMBER:
+        return kind, format_number(cell[CELL_VALUE])  # type: ignore[index]
+    if kind is CellKind.TEXT:
+        value = cell[CELL_VALUE]  # type: ignore[index]
+        if isinstance(value, str):
+            return kind, one_line(value, 80)
+        return kind, one_line(json.dumps(value, ensure_ascii=False, default=str), 80)
+    if kind in (CellKind.PASS, CellKind.FAIL) and isinstance(cell[CELL_VALUE], str):  # type: ignore[index]
+        # A yes/no value keeps its word after the mark.
+        return kind, CELL_MARKS[kind] + " " + cell[CELL_VALUE].strip()  # type: ignore[index]
+    return kind, CELL_MARKS[kind]
 
 
 def cell_number(cell: Cell | None) -> float | None:
     """The number a cell compares and sorts as: pass/fail as 1/0, numbers as they are, else None."""
-    kind, _ = classify(cell)
+    kind = cell_kind(cell)
     if kind is CellKind.PASS:
         return 1.0
     if kind is CellKind.FAIL:

@@ -82,8 +82,8 @@ class ProgressBlock:
     The sequence number is odd while a call runs and even between calls. The worker writes
     the whole record with one copy, but a reader on another core can still see it half
     written (and a worker descheduled in the middle of that copy leaves it so for
-    milliseconds). Each record therefore carries a check computed from its fields; a reader
-    retries a snapshot whose check does not match, and gives up after a few tries, so it never
+    milliseconds). Each record therefore carries a check computed from its fields. A reader
+    retries a snapshot whose check does not match and gives up after a few tries, so it never
     acts on a torn snapshot (one that pairs a new call with a start time of 0 would look like
     a call running for hours). ``time.monotonic`` uses one clock for all processes on Linux
     and macOS, so the session can compare the start time with its own clock.
