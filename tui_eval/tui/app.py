@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from textual import events
 from textual.app import App
 from textual.command import Hit, Hits, Provider
 from textual.content import Content
@@ -19,6 +21,9 @@ from tui_eval.tui.model import SCORE_PREFIX
 from tui_eval.tui.problem_screen import ProblemScreen, StoreProblem
 
 logger = logging.getLogger(__name__)
+
+# The input events after which background work gives way for a moment (not mouse moves).
+_USER_INPUT = (events.Key, events.MouseDown, events.MouseScrollDown, events.MouseScrollUp)
 
 
 def highlight_match(matcher: Any, candidate: str) -> Content:
@@ -102,6 +107,14 @@ class TuiEvalApp(App[None]):
         self.store: Any = None
         self.problem: StoreProblem | None = None
         self._log_handler: LogPaneHandler | None = LogPaneHandler(self) if route_logging else None
+        # perf_counter() of the latest key press, click or scroll.
+        self.last_input_at = 0.0
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, _USER_INPUT) and not event.is_forwarded:
+            # The screens pause their background work briefly after this (see MainScreen._input_pause).
+            self.last_input_at = time.perf_counter()
+        await super().on_event(event)
 
     def on_mount(self) -> None:
         if self._log_handler is not None:

@@ -59,7 +59,12 @@ WIDE_MIN_HEIGHT = 32
 FIRST_PAGE = 500
 PAGE_SIZE = 10_000
 # Time a batch of results may hold the UI thread before keys get their turn.
-SLICE_SECONDS = 0.008
+SLICE_SECONDS = 0.005
+# Background slices (results, statistics) pause this long after a key press, a click or a
+# scroll, so that the input's handling and the frame that shows it do not queue behind them.
+INPUT_GRACE_SECONDS = 0.04
+# A slice that has waited this long runs anyway, so that a key held down does not hold back the results.
+MAX_PAUSE_SECONDS = 0.25
 # Traces merged between two looks at the clock; small, because other threads share the GIL.
 BATCH_TRACES = 100
 PAINT_INTERVAL = 0.2
@@ -249,6 +254,8 @@ class MainScreen(Screen[None]):
         self._stats_token = 0
         self._stats_job: tuple[int, Generator[None, None, Any]] | None = None
         self._stats_pending = False
+        # When background slices began to wait for input to pass (None while they run).
+        self._paused_since: float | None = None
         self._generation_started_at: float | None = None
         self._finished_generation: int | None = None
         self.reload_latency_ms: float | None = None
@@ -430,19 +437,37 @@ class MainScreen(Screen[None]):
             self._events_posted.set()
             self._feed.post_message(WorkbenchEventsQueued())
 
-    def _schedule_drain(self) -> None:
+    def _schedule_drain(self, delay: float = 0.001) -> None:
         if (self._events or self._draining is not None) and not self._drain_pending:
             self._drain_pending = True
-            self._feed.set_timer(0.001, self._drain_later)
+            self._feed.set_timer(delay, self._drain_later)
 
     def _drain_later(self) -> None:
         self._drain_pending = False
         self._drain()
 
+    def _input_pause(self) -> float:
+        """Return how long background slices should still wait after the latest input (0 for none)."""
+        now = time.perf_counter()
+        since_input = now - getattr(self.app, "last_input_at", 0.0)
+        if since_input >= INPUT_GRACE_SECONDS:
+            self._paused_since = None
+            return 0.0
+        if self._paused_since is None:
+            self._paused_since = now
+        elif now - self._paused_since >= MAX_PAUSE_SECONDS:
+            self._paused_since = None
+            return 0.0
+        return INPUT_GRACE_SECONDS - since_input
+
     def _drain(self) -> None:
         """Apply queued events until the time slice is used up, then yield to keys and paints."""
         if self.rows_loading:
             # Rows are still loading; the events wait, and the loader drains them at the end.
+            return
+        pause = self._input_pause()
+        if pause:
+            self._schedule_drain(pause)
             return
         deadline = time.perf_counter() + SLICE_SECONDS
         while time.perf_counter() < deadline:
@@ -663,6 +688,11 @@ class MainScreen(Screen[None]):
         if job is None:
             return
         token, steps = job
+        pause = self._input_pause()
+        if pause:
+            self._stats_pending = True
+            self._feed.set_timer(pause, self._step_stats)
+            return
         deadline = time.perf_counter() + SLICE_SECONDS
         while time.perf_counter() < deadline:
             try:
