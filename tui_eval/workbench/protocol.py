@@ -71,9 +71,12 @@ PROGRESS_SIZE = _PROGRESS.size
 _READ_ATTEMPTS = 20
 
 
+_MASK = 0x3FFFFFFFFFFFFFFF
+
+
 def _check(sequence: int, item: int, scorer: int, started: float) -> int:
     # Never 0, so a zeroed or half-written record never passes.
-    return ((sequence * 1_000_003 + item * 8_191 + scorer * 131 + int(started * 1e6)) & 0x3FFFFFFFFFFFFFFF) | 1
+    return ((sequence * 1_000_003 + item * 8_191 + scorer * 131 + int(started * 1e6)) & _MASK) | 1
 
 
 class ProgressBlock:
@@ -95,6 +98,8 @@ class ProgressBlock:
         self._item = 0
         self._scorer = 0
         self._started = 0.0
+        # The part of the check that only begin() changes (see _check).
+        self._check_rest = 0
 
     @classmethod
     def create(cls) -> tuple[ProgressBlock, int]:
@@ -103,20 +108,21 @@ class ProgressBlock:
         os.ftruncate(fd, PROGRESS_SIZE)
         return cls(fd), fd
 
+    # begin() and end() run twice per scorer call, so they inline _check.
     def begin(self, item: int, scorer: int, started: float) -> None:
         self._sequence += 1
+        sequence = self._sequence
         self._item, self._scorer, self._started = item, scorer, started
-        self._write()
+        self._check_rest = rest = item * 8_191 + scorer * 131 + int(started * 1e6)
+        # Packed into bytes first and copied in one slice: pack_into would zero the shared
+        # record before filling it in, field by field.
+        self._memory[:] = _PROGRESS.pack(sequence, item, scorer, started, ((sequence * 1_000_003 + rest) & _MASK) | 1)
 
     def end(self) -> None:
         self._sequence += 1
-        self._write()
-
-    def _write(self) -> None:
-        sequence, item, scorer, started = self._sequence, self._item, self._scorer, self._started
-        # Packed into bytes first and copied in one slice: pack_into would zero the shared
-        # record before filling it in, field by field.
-        self._memory[:] = _PROGRESS.pack(sequence, item, scorer, started, _check(sequence, item, scorer, started))
+        sequence = self._sequence
+        check = ((sequence * 1_000_003 + self._check_rest) & _MASK) | 1
+        self._memory[:] = _PROGRESS.pack(sequence, self._item, self._scorer, self._started, check)
 
     def read(self) -> tuple[int, int, int, float] | None:
         """Return ``(sequence, item, scorer, started)``, or None if no whole snapshot could be read.
