@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -178,3 +179,32 @@ def test_remote_host_exits_when_caller_killed(store, tmp_path):
         if process.poll() is None:
             process.kill()
         process.stdout.close()
+
+
+def test_remote_set_visible_during_start(store, tmp_path):
+    module = tmp_path / "scorers.py"
+    write_module(module, SCORERS.format(version=1))
+    recorder = EventRecorder()
+    session = RemoteSession(store, module)
+    session.subscribe(recorder)
+    visible = [f"tr-{number:032x}" for number in (39, 38, 37)]
+    started = threading.Event()
+
+    def follow_cursor() -> None:
+        # The TUI calls set_visible from its own thread whenever the cursor moves, start or not.
+        while not started.is_set():
+            session.set_visible(visible)
+            time.sleep(0.0002)
+
+    mover = threading.Thread(target=follow_cursor)
+    mover.start()
+    try:
+        session.start()
+    finally:
+        started.set()
+        mover.join()
+    try:
+        recorder.wait_for(lambda event: isinstance(event, GenerationFinished), timeout=60)
+        assert not recorder.of_type(ReloadFailed)
+    finally:
+        session.stop()

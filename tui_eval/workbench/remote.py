@@ -7,7 +7,7 @@ its threads hold the interpreter lock the UI thread waits for. ``RemoteSession``
 same calls (``subscribe``, ``start``, ``stop``, ``rescore``, ``set_visible``) and events, but
 the session runs in a *host* process started with ``python -m tui_eval.workbench.remote``.
 
-The host sends events, log records and replies over one socket; the caller's end reads them
+The host sends events, log records and replies over one socket. The caller's end reads them
 on a thread, so subscribers are called on a background thread, as with ``Session``. Two
 events change form on the way, because they would otherwise carry the whole session state:
 
@@ -96,6 +96,7 @@ class RemoteSession:
         self._start_reply: tuple[Any, ...] | None = None
         self._stopped = threading.Event()
         self._stopping = False
+        self._visible_before_start: list[str] | None = None
 
     # -- public API -------------------------------------------------------------------------
 
@@ -115,7 +116,6 @@ class RemoteSession:
         """Start the host process and its session; raises what ``Session.start`` raised there."""
         if self._process is not None:
             return
-        self._spawn_host()
         config = {
             "store_path": str(self.store_path),
             "scorer_path": str(self.scorer_path),
@@ -123,7 +123,7 @@ class RemoteSession:
             "filter_string": self.filter_string,
             "options": self.options,
         }
-        if not self._send(config):
+        if not self._spawn_host(config):
             self._raise_start_failure(None)
         if not self._started.wait(START_TIMEOUT_S):
             self._kill()
@@ -134,7 +134,8 @@ class RemoteSession:
         if reply is None or reply[0] != MSG_STARTED:
             self._raise_start_failure(reply)
 
-    def _spawn_host(self) -> None:
+    def _spawn_host(self, config: dict[str, Any]) -> bool:
+        """Start the host and send it ``config``, its first message; False if it is already gone."""
         ours, theirs = socket.socketpair()
         command = [sys.executable, "-P", "-m", "tui_eval.workbench.remote", "--fd", str(theirs.fileno())]
         try:
@@ -153,11 +154,24 @@ class RemoteSession:
             raise WorkbenchProcessError(f"could not start the workbench process ({error}): check that {sys.executable} runs") from error
         finally:
             theirs.close()
-        self._connection = Connection(ours.detach())
+        connection = Connection(ours.detach())
         self._output_reader = threading.Thread(target=self._read_output, name="tui_eval-host-output", daemon=True)
         self._output_reader.start()
+        with self._send_lock:
+            # Other threads may call set_visible or rescore at any time; the host reads the
+            # configuration first, so nothing may reach the socket before it.
+            try:
+                connection.send(config)
+                if self._visible_before_start is not None:
+                    connection.send((MSG_VISIBLE, self._visible_before_start))
+                    self._visible_before_start = None
+            except (OSError, ValueError):
+                connection.close()
+                return False
+            self._connection = connection
         self._reader = threading.Thread(target=self._read_messages, name="tui_eval-host", daemon=True)
         self._reader.start()
+        return True
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop the session (waiting at most ``timeout`` seconds for its store writes) and the host."""
@@ -193,7 +207,13 @@ class RemoteSession:
 
     def set_visible(self, trace_ids: Iterable[str]) -> None:
         """Score these traces first, in this order, in the running and in later generations."""
-        self._send((MSG_VISIBLE, list(trace_ids)))
+        ids = list(trace_ids)
+        with self._send_lock:
+            if self._connection is None:
+                # Before the host has its configuration: sent right after it.
+                self._visible_before_start = ids
+                return
+        self._send((MSG_VISIBLE, ids))
 
     @property
     def pid(self) -> int | None:
