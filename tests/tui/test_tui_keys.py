@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from helpers import screen_text, wait_for, wait_loaded
+from helpers import rich_text, screen_text, wait_for, wait_loaded
 from tui_eval.tui.app import TuiEvalApp
 from tui_eval.tui.bindings import KEYS
 from tui_eval.tui.export_screen import ExportScreen
@@ -309,3 +309,25 @@ async def test_rescore_and_edit_need_a_scorer_module(sample_store):
         messages = [str(note.message) for note in app._notifications]
         assert any("--scorers FILE to score" in message for message in messages)
         assert any("--scorers FILE to edit" in message for message in messages)
+
+
+async def test_filter_change_moves_panes_with_cursor(sample_store):
+    app = TuiEvalApp(sample_store, log_clock=False)
+    async with app.run_test(size=WIDE) as pilot:
+        screen = await started(pilot)
+        trace_list = screen.query_one(TraceList)
+        scores = screen.query_one("#scores-body")
+        heading = screen.query_one("#detail-heading")
+        assert await wait_for(pilot, lambda: trace_id(11)[:12] in rich_text(scores.content))
+        # The cursor stays at index 0 while the row under it changes to the markup trace.
+        await pilot.press("slash", *"bold", "enter")
+        assert trace_list.cursor == 0
+        first = screen.model.view[0].trace_id
+        assert first != trace_id(11)
+        assert await wait_for(pilot, lambda: first[:12] in rich_text(scores.content), timeout=5)
+        assert await wait_for(pilot, lambda: first[:12] in rich_text(heading.content), timeout=5)
+        # A filter that matches nothing empties both panes instead of leaving the old trace.
+        await pilot.press("slash", "ctrl+u", *"nothing-matches-this", "enter")
+        assert screen.model.view == []
+        assert await wait_for(pilot, lambda: "No trace selected." in rich_text(scores.content), timeout=5)
+        assert await wait_for(pilot, lambda: "No trace open." in rich_text(heading.content), timeout=5)

@@ -82,6 +82,17 @@ def test_vanished_scorer_is_changed_and_dropped():
     assert model.columns == ["em"]
 
 
+def test_finished_columns_follow_module_order():
+    model = model_with()
+    model.begin_generation(1)
+    # The first trace has no value for "first" (its scorer returned None), so it comes last.
+    model.apply_results(1, {"tr-1": [Feedback("second", 1), Feedback("extra", 2)]})
+    model.apply_results(1, {"tr-2": [Feedback("first", True), Feedback("second", 3)]})
+    assert model.columns == ["second", "extra", "first"]
+    model.finish_generation(1, ("first", "second"))
+    assert model.columns == ["first", "second", "extra"]
+
+
 def test_nan_to_nan_is_unchanged():
     model = model_with()
     model.begin_generation(1)

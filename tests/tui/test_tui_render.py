@@ -13,6 +13,7 @@ from tui_eval.entities import Feedback, Span, SpanStatus, SpanStatusCode
 from tui_eval.genai.aggregation import classify_value
 from tui_eval.tui import render
 from tui_eval.tui.model import ScorerStats
+from tui_eval.tui.trace_list import HIDDEN_COLUMN, layout_columns
 from tui_eval.workbench.results import cell_from_feedback
 from tui_fixtures import MARKUP_TEXTS, WIDE_TEXTS
 
@@ -339,3 +340,19 @@ def test_summary_shows_counts_and_changes():
     assert "changed 2" in shown
     assert "old  gone in this generation" in shown
     assert "rows changed in the last generation: 2 of 4" in shown
+
+
+@pytest.mark.parametrize("width", [80, 120, 200])
+def test_columns_that_do_not_fit_are_counted(width):
+    names = [f"scorer_number_{index}" for index in range(10)]
+    columns = layout_columns(width, names)
+    shown = [column.title for column in columns if column.id.startswith("score:")]
+    assert shown == names[: len(shown)]
+    # Every column fits, with the preview still readable.
+    assert sum(column.width + 1 for column in columns) <= width + 1
+    assert next(column for column in columns if column.id == "request").width >= 12
+    if len(shown) < len(names):
+        assert columns[-1].id == HIDDEN_COLUMN
+        assert columns[-1].title == f"+{len(names) - len(shown)}"
+    else:
+        assert all(column.id != HIDDEN_COLUMN for column in columns)

@@ -565,7 +565,7 @@ class MainScreen(Screen[None]):
         status.done = status.to_do
         if not event.final:
             return
-        self.model.finish_generation(event.generation)
+        self.model.finish_generation(event.generation, getattr(event, "scorer_names", ()))
         self.metrics = dict(event.metrics or {})
         self.stale = False
         self._set_error(None)
@@ -759,9 +759,13 @@ class MainScreen(Screen[None]):
 
     def _open_current(self, now: bool = False) -> None:
         row = self.query_one(TraceList).current_row
-        if row is None:
-            return
         detail = self.query_one(DetailPane)
+        if row is None:
+            if self._detail_timer is not None:
+                self._detail_timer.stop()
+            if detail.trace is not None or detail.loading_id is not None:
+                detail.show_trace(None)
+            return
         if detail.trace is not None and detail.trace.info.trace_id == row.trace_id:
             return
         if detail.loading_id == row.trace_id:

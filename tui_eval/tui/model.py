@@ -390,12 +390,19 @@ class TraceListModel:
         if name not in self.columns:
             self.columns.append(name)
 
-    def finish_generation(self, generation: int) -> list[str]:
-        """Drop columns that the finished generation no longer produced; return the dropped names."""
+    def finish_generation(self, generation: int, scorer_names: Sequence[str] = ()) -> list[str]:
+        """Drop columns that the finished generation no longer produced; return the dropped names.
+
+        Columns named after a scorer then follow the order of ``scorer_names`` (the module's
+        order), and other feedback names keep their order after them. Without this the order
+        is whatever came first: restored scores, or the first trace a scorer returned a value for.
+        """
         if generation != self.generation or not self._generation_names:
             return []
         dropped = [name for name in self.columns if name not in self._generation_names]
-        self.columns = [name for name in self.columns if name in self._generation_names]
+        kept = [name for name in self.columns if name in self._generation_names]
+        position = {name: index for index, name in enumerate(scorer_names)}
+        self.columns = sorted(kept, key=lambda name: position.get(name, len(position)))
         return dropped
 
     def changed_rows(self) -> int:

@@ -39,12 +39,18 @@ class Column:
     justify: str = "left"
 
 
+# The id of the last column when some scorer columns do not fit (see layout_columns).
+HIDDEN_COLUMN = "hidden"
+
+
 def layout_columns(width: int, scorer_names: list[str]) -> list[Column]:
     """Choose the columns and their widths for a list ``width`` cells wide.
 
     Fixed columns come first, one column per scorer (as wide as its name, between 5 and 12
     cells), and the request preview takes what is left. Narrow lists drop the name and
-    token columns, then shorten the time, before the preview goes under 12 cells.
+    token columns, then shorten the time, before the preview goes under 12 cells. Scorer
+    columns that still do not fit are left out from the last one back, and a last column
+    titled ``+N`` (id ``HIDDEN_COLUMN``) says how many; the Scores pane shows every score.
     """
     scorer_columns = [
         Column(SCORE_PREFIX + name, name, max(5, min(len(name), 12))) for name in scorer_names
@@ -63,7 +69,15 @@ def layout_columns(width: int, scorer_names: list[str]) -> list[Column]:
         scorer_columns = [Column(c.id, c.title, max(5, c.width - 1)) for c in scorer_columns]
         used = sum(column.width + GAP for column in [*fixed, *trailing, *scorer_columns])
         preview_width = width - used
-    return [*fixed, Column("request", "request", max(preview_width, 4)), *trailing, *scorer_columns]
+    hidden: list[Column] = []
+    while preview_width < 12 and scorer_columns:
+        dropped = scorer_columns.pop()
+        preview_width += dropped.width + GAP
+        if not hidden:
+            # Room for the "+N" marker itself.
+            preview_width -= 3 + GAP
+        hidden = [Column(HIDDEN_COLUMN, f"+{len(scorer_names) - len(scorer_columns)}", 3, "right")]
+    return [*fixed, Column("request", "request", max(preview_width, 4)), *trailing, *scorer_columns, *hidden]
 
 
 class TraceList(ScrollView, can_focus=True):
@@ -103,11 +117,12 @@ class TraceList(ScrollView, can_focus=True):
     cursor: reactive[int] = reactive(0, always_update=True, init=False)
 
     class TraceHighlighted(Message):
-        """The cursor moved onto a trace."""
+        """The cursor moved onto a trace, or off the last one when the view became empty."""
 
-        def __init__(self, trace_list: TraceList, row: Row) -> None:
+        def __init__(self, trace_list: TraceList, row: Row | None) -> None:
             super().__init__()
             self.trace_list = trace_list
+            # None when the view became empty.
             self.row = row
 
     class TraceSelected(Message):
@@ -140,9 +155,11 @@ class TraceList(ScrollView, can_focus=True):
 
     @property
     def columns(self) -> list[Column]:
-        key = (self.size.width, tuple(self.model.columns))
+        # The vertical scrollbar covers the right edge of the widget, so columns fit left of it.
+        width = self.scrollable_content_region.width
+        key = (width, tuple(self.model.columns))
         if key != self._columns_key:
-            self._columns = layout_columns(self.size.width, list(self.model.columns))
+            self._columns = layout_columns(width, list(self.model.columns))
             self._columns_key = key
             self._row_cache.clear()
         return self._columns
@@ -165,6 +182,13 @@ class TraceList(ScrollView, can_focus=True):
         self._header_cache = None
         self.virtual_size = Size(self.size.width, len(view) + 1)
         self.cursor = index if index is not None else min(self.cursor, max(len(view) - 1, 0))
+        # The cursor may keep its number while the row under it changes or the view empties.
+        # watch_cursor does not see that, so the panes that follow the cursor are told here.
+        row = self.current_row
+        trace_id = row.trace_id if row is not None else None
+        if trace_id != self._highlighted_id:
+            self._highlighted_id = trace_id
+            self.post_message(self.TraceHighlighted(self, row))
         self.refresh()
 
     def rows_appended(self) -> None:
@@ -250,7 +274,7 @@ class TraceList(ScrollView, can_focus=True):
             return
         if offset.y == 0:
             column = self._column_at(offset.x)
-            if column is not None:
+            if column is not None and column.id != HIDDEN_COLUMN:
                 self.post_message(self.SortRequested(column.id))
             return
         index = int(self.scroll_y) + offset.y - 1
@@ -339,6 +363,8 @@ class TraceList(ScrollView, can_focus=True):
                 cell = _state_text(row.state, self.get_component_rich_style("trace-list--error", partial=True))
             elif column_id == "tokens":
                 cell = Text(format_count(row.tokens), style=dim)
+            elif column_id == HIDDEN_COLUMN:
+                cell = Text("")
             else:
                 name = column_id[len(SCORE_PREFIX):]
                 text.append_text(
