@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
 
@@ -9,6 +10,7 @@ import pytest
 from rich.cells import cell_len, split_graphemes
 
 from helpers import screen_segments, screen_text, wait_for, wait_loaded
+from tui_eval.cli import build_parser
 from tui_eval.store import Store
 from tui_eval.tui.app import TuiEvalApp
 from tui_eval.tui.main_screen import MainScreen
@@ -180,3 +182,21 @@ async def test_many_long_traces_scroll_fast(tmp_path):
         assert trace_list.cursor == 4999
         # 31 keys, each repainting the screen; generous for a slow CI machine.
         assert elapsed < 20, elapsed
+
+
+ADVICE_COMMAND = re.compile(r"tui-eval((?: (?:[a-z][a-z-]*|[A-Z][A-Z_]*|--[a-z-]+))+)")
+
+
+@pytest.mark.parametrize("kind", [StoreProblem.MISSING, StoreProblem.EMPTY, StoreProblem.UNREADABLE, StoreProblem.NEWER, StoreProblem.BAD_FILTER])
+def test_problem_advice_names_real_commands(kind):
+    advice = " ".join(StoreProblem(kind, "traces.db").advice)
+    commands = [match.split() for match in ADVICE_COMMAND.findall(advice)]
+    if kind in (StoreProblem.MISSING, StoreProblem.EMPTY):
+        assert len(commands) >= 3
+    for words in commands:
+        # Placeholders in capitals stand for a value of the user's.
+        argv = ["value" if word.isupper() else word for word in words]
+        try:
+            build_parser(argv[0]).parse_args(argv)
+        except SystemExit as exit_:
+            pytest.fail(f"the advice names `tui-eval {' '.join(words)}`, which tui-eval rejects (exit {exit_.code})")

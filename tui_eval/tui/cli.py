@@ -65,7 +65,7 @@ def run_app(
         print(f"tui-eval: scorer module {scorers_path} not found: pass an existing .py file to --scorers", file=sys.stderr)
         return 2
     if not sys.stdout.isatty():
-        print("tui-eval: open needs a terminal; use `tui-eval list` or `tui-eval score` in scripts", file=sys.stderr)
+        print("tui-eval: open needs a terminal; use `tui-eval traces list` or `tui-eval score` in scripts", file=sys.stderr)
         return 2
     from tui_eval.tui.app import TuiEvalApp
 

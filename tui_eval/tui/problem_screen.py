@@ -41,8 +41,8 @@ class StoreProblem:
     def advice(self) -> list[str]:
         if self.kind in (self.MISSING, self.EMPTY):
             return [
-                "Record traces with  tui-eval generate APP DATASET  or the tracing API",
-                "(tui_eval.trace, tui_eval.start_span), or import them with  tui-eval import FILE.",
+                "Record traces with  tui-eval generate APP_REF --data FILE  or the tracing API",
+                "(tui_eval.trace, tui_eval.start_span), or import them with  tui-eval traces import FILE.",
                 "Try the whole loop on sample data with  tui-eval demo.",
                 "Open another store with  tui-eval open --store PATH  (or set TUI_EVAL_STORE).",
             ]
