@@ -21,12 +21,27 @@ class LogPane(Log):
     def __init__(self, *, id: str | None = None, classes: str | None = None, clock: bool = True):
         super().__init__(max_lines=5000, auto_scroll=True, id=id, classes=classes)
         self.clock = clock
+        # Whether new lines scroll into view: true until the user scrolls up, and again once
+        # they scroll back to the end. Log's own auto_scroll stops for good when the pane
+        # shrinks (the error pane opening above it), because it is then no longer at the end.
+        self.following = True
 
     def add_line(self, source: str, line: str) -> None:
         """Append one line; ``source`` names where it came from (stdout, stderr, reload, log)."""
         stamp = time.strftime("%H:%M:%S ") if self.clock else ""
-        for part in visible(line.rstrip("\n"), multiline=True).split("\n"):
-            self.write_line(f"{stamp}{source:<6} {part}")
+        lines = [f"{stamp}{source:<6} {part}" for part in visible(line.rstrip("\n"), multiline=True).split("\n")]
+        self.write_lines(lines, scroll_end=False)
+        if self.following:
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        if round(old_value) != round(new_value):
+            self.following = self.is_vertical_scroll_end
+
+    def on_resize(self) -> None:
+        if self.following:
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
 
 
 class LogPaneHandler(logging.Handler):
