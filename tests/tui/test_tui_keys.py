@@ -331,3 +331,20 @@ async def test_filter_change_moves_panes_with_cursor(sample_store):
         assert screen.model.view == []
         assert await wait_for(pilot, lambda: "No trace selected." in rich_text(scores.content), timeout=5)
         assert await wait_for(pilot, lambda: "No trace open." in rich_text(heading.content), timeout=5)
+
+
+async def test_invalid_filter_keeps_previous_rows(sample_store):
+    app = TuiEvalApp(sample_store, log_clock=False)
+    async with app.run_test(size=NARROW) as pilot:
+        screen = await started(pilot)
+        await pilot.press("slash", *"bold", "enter")
+        assert [row.request for row in screen.model.view] == ["see [bold]x[/bold]"]
+        await pilot.press("slash", "ctrl+u", *"nosuch")
+        # Typed so far, "nosuch" is valid free text that matches nothing.
+        assert screen.model.view == []
+        await pilot.press(*"=1", "enter")
+        # The whole text names no score or field: the rows of the filter from before come back.
+        assert screen.query_one(FilterBar).has_class("-open")
+        assert screen.model.query.text == "bold"
+        assert [row.request for row in screen.model.view] == ["see [bold]x[/bold]"]
+        assert "/bold" in screen_text(app)

@@ -852,6 +852,10 @@ class MainScreen(Screen[None]):
         except FilterError as error:
             if not quiet:
                 self.notify_plain(str(error), severity="error", timeout=6)
+            if text != self._filter_before:
+                # While the text is invalid the list shows what it showed before the bar
+                # opened, not whatever a half-typed prefix of the text matched.
+                self._apply_filter(self._filter_before, quiet=True)
             return False
         new_text = query.text if query else ""
         old_text = self.model.query.text if self.model.query else ""
