@@ -221,6 +221,9 @@ async def test_help_lists_every_binding(sample_store):
         text = screen_text(app)
         for item in KEYS:
             assert item.id in text, item.id
+        # The filter help shows literals as they are typed, without reStructuredText quotes.
+        assert "(refund," in text
+        assert "``" not in text
         await pilot.press("j", "k", "q")
         assert isinstance(app.screen, MainScreen)
         await pilot.press("question_mark")

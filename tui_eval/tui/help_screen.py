@@ -48,7 +48,8 @@ def render_help(width: int = 76) -> Group:
     parts.append(Text(""))
     parts.append(Text("Filter expressions (/)", style=Style(bold=True, underline=True)))
     body = (FILTER_HELP or "").split("\n\n", 1)[-1]
-    parts.append(Text(body.strip()))
+    # The docstring marks literals the reStructuredText way; on screen they read as they are typed.
+    parts.append(Text(body.strip().replace("``", "")))
     return Group(*parts)
 
 

@@ -793,7 +793,10 @@ def render_summary(
         if stats.passed + stats.failed:
             line.append("pass ", style=DIM)
             line.append(_percent(stats.pass_rate), style=Style(bold=True))
-            line.append(f" ({stats.passed}/{stats.passed + stats.failed}) ", style=DIM)
+            judged = f"{stats.passed}/{stats.passed + stats.failed}"
+            # Errors count as failures for the `fail` filter but stay out of the rate, so say so.
+            left_out = f", {stats.errors} err not counted" if stats.errors else ""
+            line.append(f" ({judged}{left_out}) ", style=DIM)
             if before is not None:
                 line.append_text(format_delta(stats.pass_rate, before.pass_rate))
             line.append("  ")
