@@ -178,3 +178,21 @@ def test_scorer_module_inside_package_uses_relative_imports(tmp_path):
     )
 
     assert result == {"value": 42, "name": "evals.scorers"}
+
+
+def test_score_cells_traceback_starts_in_user_code():
+    @scorer
+    def breaks(outputs):
+        return {}["missing"]
+
+    (entry,) = prepare_scorers([breaks])
+
+    (cell,) = score_cells(entry, ScoringItem(trace_id="tr-1", outputs="x"))
+
+    stack = cell[5]
+    assert stack.startswith("Traceback (most recent call last):")
+    first_frame = stack.splitlines()[1]
+    # The worker's own frame is left out: the first frame is the scorer's line in this file.
+    assert "test_workbench_worker.py" in first_frame
+    assert "workbench" + os.sep + "worker.py" not in stack
+    assert "KeyError: 'missing'" in stack

@@ -37,9 +37,10 @@ SCORER_ERROR_CODE = "SCORER_ERROR"
 
 # Frames in these directories are dropped from the front of a scorer's traceback, so the
 # stack trace starts at the user's own code.
-_INTERNAL_DIRECTORIES = tuple(
-    os.path.dirname(path) + os.sep
-    for path in (__file__, asyncio.__file__, concurrent.futures.__file__)
+_INTERNAL_DIRECTORIES = (
+    *(os.path.dirname(path) + os.sep for path in (__file__, asyncio.__file__, concurrent.futures.__file__)),
+    # The workbench worker calls scorers too; named by path, because genai never imports workbench.
+    os.path.join(os.path.dirname(os.path.dirname(__file__)), "workbench") + os.sep,
 )
 
 
