@@ -26,6 +26,17 @@ async def problem_of(app, pilot) -> StoreProblem:
     return app.screen.problem
 
 
+async def test_missing_store_folder_named(tmp_path):
+    path = tmp_path / "no" / "such" / "traces.db"
+    app = TuiEvalApp(path)
+    async with app.run_test(size=(100, 24)) as pilot:
+        problem = await problem_of(app, pilot)
+        assert problem.kind == StoreProblem.MISSING
+        assert problem.detail == f"The folder {tmp_path / 'no' / 'such'} does not exist either."
+        assert "does not exist either" in screen_text(app)
+        assert not (tmp_path / "no").exists()
+
+
 async def test_missing_store_screen(tmp_path):
     path = tmp_path / "nothing.db"
     app = TuiEvalApp(path)
@@ -35,6 +46,7 @@ async def test_missing_store_screen(tmp_path):
         text = screen_text(app)
         assert "No trace store here yet" in text
         assert "tui-eval demo" in text
+        assert problem.detail == ""
         assert not path.exists()
         # Traces arrive; r checks again and opens the workbench.
         build_store(path, sample_traces()[:2])

@@ -142,7 +142,9 @@ class TuiEvalApp(App[None]):
         path = self.store_path
         shown = str(path)
         if not path.exists():
-            return None, StoreProblem(StoreProblem.MISSING, shown)
+            folder = path.absolute().parent
+            detail = "" if folder.is_dir() else f"The folder {folder} does not exist either."
+            return None, StoreProblem(StoreProblem.MISSING, shown, detail)
         try:
             store = Store(path)
         except StoreFormatError as error:
