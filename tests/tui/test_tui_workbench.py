@@ -133,10 +133,13 @@ async def test_rescore_key_starts_a_generation(sample_store, scorer_file):
     async with app.run_test(size=(80, 24)) as pilot:
         assert await wait_loaded(pilot)
         assert await wait_generation(pilot, 1)
+        assert "start\u2192scores" in await wait_text(pilot, "start\u2192scores")
         await pilot.press("r")
         assert await wait_generation(pilot, 2)
         # Same scorer, same values: a rescore changes nothing.
         assert app.screen.model.changed_rows() == 0
+        # The status bar times the rescore, not a save.
+        assert "rescore\u2192scores" in await wait_text(pilot, "rescore\u2192scores")
         await pilot.press("5")
         assert "rescore" in await wait_text(pilot, "rescore")
 

@@ -257,6 +257,7 @@ class MainScreen(Screen[None]):
         # When background slices began to wait for input to pass (None while they run).
         self._paused_since: float | None = None
         self._generation_started_at: float | None = None
+        self._generation_reason = "change"
         self._finished_generation: int | None = None
         self.reload_latency_ms: float | None = None
         # The last generation whose final scores were painted (0 before any).
@@ -509,6 +510,7 @@ class MainScreen(Screen[None]):
     def _on_GenerationStarted(self, event: Any) -> None:
         self.model.begin_generation(event.generation)
         self._generation_started_at = time.perf_counter()
+        self._generation_reason = getattr(event, "reason", "change")
         self._finished_generation = None
         status = self.query_one(StatusBar).status
         status.generation = event.generation
@@ -651,7 +653,9 @@ class MainScreen(Screen[None]):
             self._finished_generation = None
             if self._generation_started_at is not None:
                 self.reload_latency_ms = (self.last_paint_at - self._generation_started_at) * 1000
-                self.query_one(StatusBar).status.last_reload_ms = self.reload_latency_ms
+                status = self.query_one(StatusBar).status
+                status.last_reload_ms = self.reload_latency_ms
+                status.last_reload_reason = self._generation_reason
                 self._generation_started_at = None
             self._update_status()
 

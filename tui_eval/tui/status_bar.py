@@ -25,6 +25,8 @@ class Status:
     to_do: int = 0
     scoring: bool = False
     last_reload_ms: float | None = None
+    # What started the generation timed by last_reload_ms: "change" (a save), "rescore" or "start".
+    last_reload_reason: str = "change"
     stale: bool = False
     filter_text: str = ""
     toggles: list[str] = field(default_factory=list)
@@ -44,7 +46,8 @@ def render_status(status: Status, width: int) -> Text:
     elif status.generation:
         parts.append(Text(f"gen {status.generation}"))
     if status.last_reload_ms is not None:
-        parts.append(Text(f"save\u2192scores {format_duration_ms(status.last_reload_ms)}"))
+        cause = {"rescore": "rescore", "start": "start"}.get(status.last_reload_reason, "save")
+        parts.append(Text(f"{cause}\u2192scores {format_duration_ms(status.last_reload_ms)}"))
     if status.stale:
         parts.append(Text("STALE: reload failed", style=Style(color="red", bold=True)))
     if status.filter_text:
