@@ -123,8 +123,12 @@ def test_remote_host_log_reaches_caller(store, tmp_path, caplog):
 
 def test_remote_start_errors_keep_their_type(store, tmp_path):
     missing = tmp_path / "nowhere.py"
+    session = RemoteSession(store, missing)
     with pytest.raises(ScorerLoadError, match="nowhere.py not found"):
-        RemoteSession(store, missing).start()
+        session.start()
+    # The host that reported the error is gone, and the caller's threads with it.
+    assert not process_exists(session.pid)
+    wait_until(lambda: not any(thread.name.startswith("tui_eval-host") for thread in threading.enumerate()), timeout=10, what="the host threads' end")
     module = tmp_path / "scorers.py"
     write_module(module, SCORERS.format(version=1))
     with pytest.raises(StoreError, match="absent.db not found"):

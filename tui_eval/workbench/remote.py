@@ -15,7 +15,7 @@ events change form on the way, because they would otherwise carry the whole sess
 - ``GenerationFinished.diff`` keeps its counts, scorer and aggregate changes and
   ``changed_trace_ids``, but not the per-cell map ``cells`` (empty on this side).
 
-If the host process dies, subscribers get a ``ReloadFailed`` of generation 0 that says so.
+If the host process dies, subscribers get a ``ReloadFailed`` of generation 0 whose message reports it.
 """
 
 from __future__ import annotations
@@ -300,15 +300,28 @@ class RemoteSession:
 
     def _raise_start_failure(self, reply: tuple[Any, ...] | None) -> None:
         self._kill()
+        self._stopping = True  # no death report: the caller gets the exception instead
+        # The host is dead, so the reader meets the end of the socket and returns.
+        if self._reader is not None:
+            self._reader.join(5.0)
+        if self._connection is not None:
+            self._connection.close()
         if reply is not None and reply[0] == MSG_START_FAILED:
             _, error, type_name, text = reply
+            self._close_output()
             if isinstance(error, BaseException):
                 raise error
             raise WorkbenchProcessError(f"{type_name}: {text}")
-        if self._output_reader is not None:
-            self._output_reader.join(2.0)
+        self._close_output()
         detail = "; ".join(self._output_tail[-5:]) or "no output"
         raise WorkbenchProcessError(f"the workbench process exited before starting its session ({detail})")
+
+    def _close_output(self) -> None:
+        if self._output_reader is not None:
+            self._output_reader.join(2.0)
+        process = self._process
+        if process is not None and process.stdout is not None:
+            process.stdout.close()
 
     def _kill(self) -> None:
         process = self._process
