@@ -44,4 +44,13 @@ class ScoresPane(VerticalScroll, can_focus=True):
                     changed=name in row.changed,
                 )
             )
-        body.update(Group(*parts))
+        content = Group(*parts)
+        width = body.content_region.width
+        if width > 0 and body.size.height > 0:
+            # A layout of the whole screen takes 10 ms or more; skip it when the new scores
+            # take as many lines as the ones they replace, as they do from row to row.
+            options = self.app.console.options.update_width(width)
+            height = len(self.app.console.render_lines(content, options, pad=False))
+            body.update(content, layout=height != body.content_region.height)
+            return
+        body.update(content)
