@@ -47,8 +47,8 @@ class ScoresPane(VerticalScroll, can_focus=True):
         content = Group(*parts)
         width = body.content_region.width
         if width > 0 and body.size.height > 0:
-            # A layout of the whole screen takes 10 ms or more; skip it when the new scores
-            # take as many lines as the ones they replace, as they do from row to row.
+            # A layout of the whole screen takes 10 ms or more. Neighbouring rows' scores
+            # usually take as many lines, and then the pane redraws without one.
             options = self.app.console.options.update_width(width)
             height = len(self.app.console.render_lines(content, options, pad=False))
             body.update(content, layout=height != body.content_region.height)
