@@ -11,7 +11,9 @@ generation 0 means the session cannot score at all (its traces could not be load
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -136,6 +138,39 @@ WorkbenchEvent = (
     | ResultsRestored
 )
 
+logger = logging.getLogger(__name__)
+
+
+class Subscribers:
+    """The callbacks subscribed to a session's events, safe to change from any thread."""
+
+    def __init__(self) -> None:
+        self._callbacks: list[Callable[[WorkbenchEvent], None]] = []
+        self._lock = threading.Lock()
+
+    def add(self, callback: Callable[[WorkbenchEvent], None]) -> Callable[[], None]:
+        """Subscribe ``callback``; returns a function that unsubscribes it."""
+        with self._lock:
+            self._callbacks.append(callback)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if callback in self._callbacks:
+                    self._callbacks.remove(callback)
+
+        return unsubscribe
+
+    def publish(self, event: WorkbenchEvent) -> None:
+        """Call every callback with ``event``; a callback that raises is logged and the rest still run."""
+        with self._lock:
+            callbacks = list(self._callbacks)
+        for callback in callbacks:
+            try:
+                callback(event)
+            except Exception:
+                logger.exception("a workbench subscriber failed on %s", type(event).__name__)
+
+
 __all__ = [
     "FilesWatched",
     "GenerationCancelled",
@@ -144,6 +179,7 @@ __all__ = [
     "ReloadFailed",
     "ResultsReceived",
     "ResultsRestored",
+    "Subscribers",
     "WorkbenchEvent",
     "WorkerOutput",
 ]

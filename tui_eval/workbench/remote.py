@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from tui_eval.errors import TuiEvalError
-from tui_eval.workbench.events import GenerationFinished, ReloadFailed, ResultsReceived, WorkbenchEvent
+from tui_eval.workbench.events import GenerationFinished, ReloadFailed, ResultsReceived, Subscribers, WorkbenchEvent
 from tui_eval.workbench.processes import child_environment
 
 logger = logging.getLogger(__name__)
@@ -84,8 +84,7 @@ class RemoteSession:
         self.run_id = run_id
         self.filter_string = filter_string
         self.options = options
-        self._subscribers: list[Callable[[WorkbenchEvent], None]] = []
-        self._subscribers_lock = threading.Lock()
+        self._subscribers = Subscribers()
         self._send_lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
         self._connection: Connection | None = None
@@ -102,15 +101,7 @@ class RemoteSession:
 
     def subscribe(self, callback: Callable[[WorkbenchEvent], None]) -> Callable[[], None]:
         """Call ``callback`` with every event, on the reader thread; returns a function that unsubscribes."""
-        with self._subscribers_lock:
-            self._subscribers.append(callback)
-
-        def unsubscribe() -> None:
-            with self._subscribers_lock:
-                if callback in self._subscribers:
-                    self._subscribers.remove(callback)
-
-        return unsubscribe
+        return self._subscribers.add(callback)
 
     def start(self) -> None:
         """Start the host process and its session; raises what ``Session.start`` raised there."""
@@ -245,7 +236,7 @@ class RemoteSession:
                     break
                 kind = message[0]
                 if kind == MSG_EVENT:
-                    self._deliver(message[1])
+                    self._subscribers.publish(message[1])
                 elif kind == MSG_LOG:
                     _, name, level, text = message
                     logging.getLogger(name).log(level, "%s", text)
@@ -260,15 +251,6 @@ class RemoteSession:
             self._stopped.set()
         if not self._stopping and self._start_reply is not None and self._start_reply[0] == MSG_STARTED:
             self._report_death()
-
-    def _deliver(self, event: WorkbenchEvent) -> None:
-        with self._subscribers_lock:
-            subscribers = list(self._subscribers)
-        for callback in subscribers:
-            try:
-                callback(event)
-            except Exception:
-                logger.exception("a workbench subscriber failed on %s", type(event).__name__)
 
     def _read_output(self) -> None:
         process = self._process
@@ -288,7 +270,7 @@ class RemoteSession:
         if self._output_reader is not None:
             self._output_reader.join(2.0)
         status = "is still running" if code is None else _describe_returncode(code)
-        self._deliver(
+        self._subscribers.publish(
             ReloadFailed(
                 generation=0,
                 path=None,

@@ -41,6 +41,7 @@ from tui_eval.workbench.events import (
     ReloadFailed,
     ResultsReceived,
     ResultsRestored,
+    Subscribers,
     WorkbenchEvent,
     WorkerOutput,
 )
@@ -200,8 +201,7 @@ class Session:
         self._debounce_ms = debounce_ms
         self._settle_ms = settle_ms
 
-        self._subscribers: list[Callable[[WorkbenchEvent], None]] = []
-        self._subscribers_lock = threading.Lock()
+        self._subscribers = Subscribers()
         self._events: queue.SimpleQueue[WorkbenchEvent | None] = queue.SimpleQueue()
         self._commands: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self._wake_read, self._wake_write = os.pipe()
@@ -342,15 +342,7 @@ class Session:
 
     def subscribe(self, callback: Callable[[WorkbenchEvent], None]) -> Callable[[], None]:
         """Call ``callback(event)`` for every event, on the dispatcher thread; returns a function that unsubscribes."""
-        with self._subscribers_lock:
-            self._subscribers.append(callback)
-
-        def unsubscribe() -> None:
-            with self._subscribers_lock:
-                if callback in self._subscribers:
-                    self._subscribers.remove(callback)
-
-        return unsubscribe
+        return self._subscribers.add(callback)
 
     @property
     def results(self) -> Mapping[str, list[Feedback]]:
@@ -452,13 +444,7 @@ class Session:
             event = self._events.get()
             if event is None:
                 return
-            with self._subscribers_lock:
-                subscribers = list(self._subscribers)
-            for callback in subscribers:
-                try:
-                    callback(event)
-                except Exception:
-                    logger.exception("a workbench subscriber failed on %s", type(event).__name__)
+            self._subscribers.publish(event)
 
     def _on_files_changed(self, paths: list[Path]) -> None:
         self._post_request(("change", paths))
