@@ -44,7 +44,7 @@ def test_progress_half_written_record_rejected():
         os.close(fd)
 
 
-def test_progress_reader_in_other_process_sees_no_stale_start():
+def test_progress_cross_process_reads_whole():
     """A writer process hammers the record while this process reads it, as the session does."""
     block, fd = ProgressBlock.create()
     pid = os.fork()

@@ -32,17 +32,17 @@ SCORERS = textwrap.dedent(
 
 
     @scorer
-    def says_ticket(outputs):
+    def has_ticket(outputs):
         print("scored", str(outputs)[:10])
         return "Ticket" in str(outputs)
     """
 )
 
 
-def wait_until(condition, timeout: float = 20.0, what: str = "the condition") -> None:
+def wait_until(condition, timeout: float = 20.0, description: str = "the condition") -> None:
     deadline = time.monotonic() + timeout
     while not condition():
-        assert time.monotonic() < deadline, f"{what} did not happen within {timeout} s"
+        assert time.monotonic() < deadline, f"{description} did not happen within {timeout} s"
         time.sleep(0.02)
 
 
@@ -82,9 +82,9 @@ def test_remote_events_relayed_and_save_rescores(store, tmp_path):
         assert all(isinstance(batch.results, ResultTable) for batch in batches)
         assert sum(len(batch.results) for batch in batches) == 40
         assert all(len(batch.results) <= batch.done for batch in batches)
-        one = batches[0].results
-        trace_id = next(iter(one))
-        assert {feedback.name for feedback in one[trace_id]} == {"version", "says_ticket"}
+        first_batch = batches[0].results
+        trace_id = next(iter(first_batch))
+        assert {feedback.name for feedback in first_batch[trace_id]} == {"version", "has_ticket"}
         assert first.diff.cells == {}
         assert first.diff.new == 80
 
@@ -128,7 +128,7 @@ def test_remote_start_errors_keep_their_type(store, tmp_path):
         session.start()
     # The host that reported the error is gone, and the caller's threads with it.
     assert not process_exists(session.pid)
-    wait_until(lambda: not any(thread.name.startswith("tui_eval-host") for thread in threading.enumerate()), timeout=10, what="the host threads' end")
+    wait_until(lambda: not any(thread.name.startswith("tui_eval-host") for thread in threading.enumerate()), timeout=10, description="the host threads' end")
     module = tmp_path / "scorers.py"
     write_module(module, SCORERS.format(version=1))
     with pytest.raises(StoreError, match="absent.db not found"):
@@ -178,7 +178,7 @@ def test_remote_host_exits_when_caller_killed(store, tmp_path):
         assert process_exists(host_pid)
         process.kill()
         process.wait(10)
-        wait_until(lambda: not process_exists(host_pid), timeout=30, what="the host's exit")
+        wait_until(lambda: not process_exists(host_pid), timeout=30, description="the host's exit")
     finally:
         if process.poll() is None:
             process.kill()

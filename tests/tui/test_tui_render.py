@@ -334,7 +334,7 @@ def test_summary_shows_counts_and_changes():
     gone = ScorerStats("old", count=3, numbers=[1.0])
     shown = plain(render.render_summary({current.name: current}, {current.name: before, "old": gone}, rows_changed=2, total_rows=4, generation=3))
     assert "see [bold]x[/bold]" in shown
-    # The error is left out of the rate, and the line says so.
+    # The error is left out of the rate, and the line reports it.
     assert "pass 66.7% (2/3, 1 err not counted)" in shown
     assert "\u25b20.333" in shown
     assert "err 1" in shown

@@ -794,7 +794,7 @@ def render_summary(
             line.append("pass ", style=DIM)
             line.append(_percent(stats.pass_rate), style=Style(bold=True))
             judged = f"{stats.passed}/{stats.passed + stats.failed}"
-            # Errors count as failures for the `fail` filter but stay out of the rate, so say so.
+            # Errors count as failures for the `fail` filter but stay out of the rate, so the line counts them.
             left_out = f", {stats.errors} err not counted" if stats.errors else ""
             line.append(f" ({judged}{left_out}) ", style=DIM)
             if before is not None:

@@ -183,7 +183,7 @@ class TraceList(ScrollView, can_focus=True):
         self.virtual_size = Size(self.size.width, len(view) + 1)
         self.cursor = index if index is not None else min(self.cursor, max(len(view) - 1, 0))
         # The cursor may keep its number while the row under it changes or the view empties.
-        # watch_cursor does not see that, so the panes that follow the cursor are told here.
+        # watch_cursor does not see that, so the panes that follow the cursor are notified here.
         row = self.current_row
         trace_id = row.trace_id if row is not None else None
         if trace_id != self._highlighted_id:

@@ -38,7 +38,7 @@ def kill_process_group(pid: int) -> None:
 
 
 def child_environment() -> dict[str, str]:
-    """The environment of a child Python process: the caller's, with tui_eval importable even when not installed."""
+    """Return the environment for a child Python process: the caller's, with tui_eval importable even when not installed."""
     env = dict(os.environ)
     package_root = str(Path(__file__).resolve().parents[2])
     current = env.get("PYTHONPATH")

@@ -215,15 +215,8 @@ class RemoteSession:
 
     def _send(self, message: Any) -> bool:
         connection = self._connection
-        if connection is None:
-            return False
-        try:
-            with self._send_lock:
-                connection.send(message)
-        except (OSError, ValueError):
-            # The host has gone; the reader reports it.
-            return False
-        return True
+        # False when the host has gone; the reader reports that.
+        return connection is not None and _send_locked(connection, self._send_lock, message)
 
     def _read_messages(self) -> None:
         connection = self._connection
@@ -317,6 +310,16 @@ class RemoteSession:
             logger.warning("the workbench process (pid %d) survived SIGKILL", process.pid)
 
 
+def _send_locked(connection: Connection, lock: threading.Lock, message: Any) -> bool:
+    """Send ``message`` while holding ``lock``; False if the other end has gone."""
+    try:
+        with lock:
+            connection.send(message)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def _describe_returncode(code: int) -> str:
     if code < 0:
         from tui_eval.workbench.protocol import describe_exit_status
@@ -367,12 +370,7 @@ def serve(connection: Connection) -> int:
     lock = threading.Lock()
 
     def send(message: Any) -> bool:
-        try:
-            with lock:
-                connection.send(message)
-        except (OSError, ValueError):
-            return False
-        return True
+        return _send_locked(connection, lock, message)
 
     relay = _Relay(send)
     package_logger = logging.getLogger("tui_eval")
